@@ -1,0 +1,86 @@
+"""Train-only augmentation. Every transform has one knob in ``AugmentConfig`` a search can sweep.
+
+Order matters: mirroring is a signed permutation of the *raw* features (the normalization mean is
+not left/right symmetric), so it runs before normalization; crop and shift pick the frame window;
+noise and time masking act on normalized features, in units of per-dimension std.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..config import AugmentConfig
+from .types import FeatureLayout
+
+_SWAPS = {
+    "left": "right", "right": "left", "lefthand": "righthand", "righthand": "lefthand",
+    "clockwise": "counterclockwise", "counterclockwise": "clockwise",
+    "anticlockwise": "clockwise", "counter-clockwise": "clockwise",
+}
+_WORD = re.compile(r"\b(counter-clockwise|counterclockwise|anticlockwise|clockwise|lefthand|righthand|left|right)\b",
+                   re.IGNORECASE)
+
+
+def _match_case(word: str, like: str) -> str:
+    if like.isupper():
+        return word.upper()
+    if like[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def mirror_caption(text: str) -> str:
+    """Swap left/right (and clockwise/counterclockwise) words, keeping capitalization."""
+    return _WORD.sub(lambda m: _match_case(_SWAPS[m.group(0).lower()], m.group(0)), text)
+
+
+def choose_window(length: int, max_frames: int, cfg: AugmentConfig | None, rng: np.random.Generator | None
+                  ) -> tuple[int, int]:
+    """Frame window [start, end) for one motion.
+
+    Evaluation (rng None): the centred max_frames. Training: random crop to 60-100 % with
+    probability aug_crop, a temporal shift of up to aug_shift * length frames, then a random
+    max_frames window if still too long.
+    """
+    if rng is None:
+        start = max(0, (length - max_frames) // 2)
+        return start, min(length, start + max_frames)
+    start, end = 0, length
+    if cfg is not None and cfg.aug_crop > 0 and length >= 8 and rng.random() < cfg.aug_crop:
+        keep = max(4, int(round(length * rng.uniform(0.6, 1.0))))
+        start = int(rng.integers(0, length - keep + 1))
+        end = start + keep
+    if cfg is not None and cfg.aug_shift > 0:
+        shift = int(rng.integers(0, int(cfg.aug_shift * (end - start)) + 1))
+        if end - start - shift >= 4:  # drop `shift` frames from the start or from the end
+            if rng.random() < 0.5:
+                start += shift
+            else:
+                end -= shift
+    if end - start > max_frames:
+        start = int(rng.integers(start, end - max_frames + 1))
+        end = start + max_frames
+    return start, end
+
+
+def augment_normalized(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Noise and time masking on a normalized (T, D) clip; returns a new array."""
+    if cfg.aug_noise > 0:
+        x = x + rng.normal(0.0, cfg.aug_noise, size=x.shape).astype(np.float32)
+    if cfg.aug_time_mask > 0 and len(x) >= 10 and rng.random() < cfg.aug_time_mask:
+        span = max(1, int(len(x) * rng.uniform(0.1, 0.2)))
+        s = int(rng.integers(0, len(x) - span + 1))
+        x = x.copy()
+        x[s:s + span] = 0.0  # the training-set mean pose/velocity, in normalized units
+    return x
+
+
+def maybe_mirror(x: np.ndarray, caption: str, layout: FeatureLayout, cfg: AugmentConfig | None,
+                 rng: np.random.Generator | None) -> tuple[np.ndarray, str]:
+    """Mirror motion and caption together with probability aug_mirror (layouts that support it)."""
+    if rng is None or cfg is None or cfg.aug_mirror <= 0 or not layout.can_mirror:
+        return x, caption
+    if rng.random() < cfg.aug_mirror:
+        return layout.mirror(x), mirror_caption(caption)
+    return x, caption

@@ -1,0 +1,72 @@
+"""Batches of normalized, padded motions with masks and one caption per motion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import AugmentConfig
+from .augment import augment_normalized, choose_window, maybe_mirror
+from .types import MotionCorpus
+
+
+@dataclass
+class MotionBatch:
+    motion: torch.Tensor   # (B, T, D) float32, normalized; padded frames are 0
+    mask: torch.Tensor     # (B, T) bool, True on valid frames
+    texts: list[str]       # B captions, text i describes motion i
+    indices: np.ndarray    # (B,) corpus indices
+
+    def to(self, device: torch.device) -> "MotionBatch":
+        return MotionBatch(self.motion.to(device, non_blocking=True), self.mask.to(device, non_blocking=True),
+                           self.texts, self.indices)
+
+
+class BatchBuilder:
+    """Cuts, augments (train only), normalizes and pads motions from a corpus.
+
+    ``mean``/``std`` come from the train split only, so validation never leaks into normalization.
+    """
+
+    def __init__(self, corpus: MotionCorpus, mean: np.ndarray, std: np.ndarray, max_frames: int,
+                 augment: AugmentConfig | None = None):
+        self.corpus, self.max_frames, self.augment = corpus, max_frames, augment
+        self.mean = mean.astype(np.float32)
+        self.inv_std = (1.0 / std).astype(np.float32)
+
+    def build(self, indices: np.ndarray, rng: np.random.Generator | None = None) -> MotionBatch:
+        """rng given = training (random caption, augmentation); None = evaluation (first caption, centred window)."""
+        clips, texts = [], []
+        for i in indices:
+            i = int(i)
+            raw = self.corpus.motion(i)
+            start, end = choose_window(len(raw), self.max_frames, self.augment, rng)
+            x = np.asarray(raw[start:end], dtype=np.float32)
+            caps = self.corpus.captions[i]
+            caption = caps[int(rng.integers(len(caps)))] if rng is not None else caps[0]
+            x, caption = maybe_mirror(x, caption, self.corpus.layout, self.augment, rng)
+            x = (x - self.mean) * self.inv_std
+            if rng is not None and self.augment is not None:
+                x = augment_normalized(x, self.augment, rng)
+            clips.append(x)
+            texts.append(caption)
+        t_max = max(len(c) for c in clips)
+        motion = np.zeros((len(clips), t_max, self.corpus.dim), dtype=np.float32)
+        mask = np.zeros((len(clips), t_max), dtype=bool)
+        for b, c in enumerate(clips):
+            motion[b, :len(c)] = c
+            mask[b, :len(c)] = True
+        return MotionBatch(torch.from_numpy(motion), torch.from_numpy(mask), texts, np.asarray(indices))
+
+    def epoch_batches(self, split_indices: np.ndarray, batch_size: int, rng: np.random.Generator,
+                      drop_last: bool = True):
+        """Shuffled training batches; the last partial batch is dropped (contrastive losses need B >= 2)."""
+        order = rng.permutation(split_indices)
+        stop = len(order) - (len(order) % batch_size if drop_last else 0)
+        if stop == 0:  # a split smaller than one batch still trains, as one short batch
+            stop = len(order)
+        for s in range(0, stop, batch_size):
+            chunk = order[s:s + batch_size]
+            if len(chunk) >= 2:
+                yield chunk

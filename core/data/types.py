@@ -1,0 +1,172 @@
+"""Dataset types: what a loader returns (``RawCorpus``) and what training reads (``MotionCorpus``).
+
+Loaders produce a list of ``MotionItem`` (one motion, its captions, an optional label group).
+``build_corpus`` validates every item once, assigns deterministic splits and packs all frames
+into one contiguous float32 array so the cache can be memory-mapped and a Ray trial can receive
+the whole corpus as a handful of numpy buffers.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """What the D feature columns mean, and how to mirror them left<->right.
+
+    Mirroring is a signed permutation for every layout we know (positions: swap twins and negate
+    the lateral axis; 6D rotations: the sign pattern of M R M with M = diag(-1, 1, 1); yaw
+    velocities: negate), so ``mirrored = features[:, mirror_perm] * mirror_sign``.
+    ``mirror_perm`` is None for layouts we cannot mirror (arbitrary user features).
+    """
+    kind: str                                  # "joints22", "hml263", "kit251", "interx396", "raw"
+    dim: int
+    mirror_perm: tuple[int, ...] | None = None
+    mirror_sign: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.mirror_perm is not None:
+            assert len(self.mirror_perm) == self.dim and len(self.mirror_sign or ()) == self.dim
+
+    @property
+    def can_mirror(self) -> bool:
+        return self.mirror_perm is not None
+
+    def mirror(self, features: np.ndarray) -> np.ndarray:
+        """(T, D) -> (T, D) mirrored features."""
+        if self.mirror_perm is None:
+            raise DataError(f"feature layout {self.kind!r} has no left/right mirror.",
+                            fix="set aug_mirror=0 for this dataset.")
+        return features[:, list(self.mirror_perm)] * np.asarray(self.mirror_sign, dtype=features.dtype)
+
+
+@dataclass
+class MotionItem:
+    id: str
+    features: np.ndarray            # (T, D) float32
+    captions: list[str]             # >= 1 non-empty caption
+    group: str | None = None        # label group for equivalence-aware evaluation
+    source: str = ""                # file it came from, for error messages
+
+
+@dataclass
+class RawCorpus:
+    """What a loader returns, before validation and packing."""
+    name: str
+    items: list[MotionItem]
+    fps: float
+    layout: FeatureLayout
+    splits: dict[str, list[str]] | None = None   # explicit ids per split; None = hashed split
+    meta: dict = field(default_factory=dict)
+
+
+def hashed_split(motion_id: str, fractions: tuple[float, float] = (0.8, 0.1)) -> str:
+    """Deterministic split from the id alone: stable when motions are added or reordered.
+
+    Ids differing only by a mirror prefix ("M") land in the same split (TMR's mirrored keyids).
+    """
+    key = motion_id[1:] if motion_id.startswith("M") and motion_id[1:].isdigit() else motion_id
+    u = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") / 2**64
+    if u < fractions[0]:
+        return "train"
+    return "val" if u < fractions[0] + fractions[1] else "test"
+
+
+@dataclass
+class MotionCorpus:
+    """A validated, packed dataset. Picklable and cheap to ship to Ray workers."""
+    name: str
+    ids: list[str]
+    frames: np.ndarray              # (sum_T, D) float32, all motions concatenated
+    offsets: np.ndarray             # (N + 1,) int64; motion i = frames[offsets[i]:offsets[i+1]]
+    captions: list[list[str]]
+    groups: list[str | None]
+    splits: dict[str, np.ndarray]   # split -> int64 indices into ids
+    fps: float
+    layout: FeatureLayout
+    meta: dict = field(default_factory=dict)
+    content_hash: str = ""          # hash of source + options: identifies this corpus in caches
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        return int(self.frames.shape[1])
+
+    def motion(self, i: int) -> np.ndarray:
+        """(T_i, D) float32 view of motion i."""
+        return self.frames[self.offsets[i]:self.offsets[i + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in self.splits:
+            raise DataError(f"split {name!r} does not exist in dataset {self.name!r}; "
+                            f"it has {sorted(self.splits)}.")
+        return self.splits[name]
+
+    def mean_std(self, split: str = "train", eps: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean/std over the frames of one split (train only for normalization).
+
+        A dimension that never varies gets std 1 (not eps) so it stays 0 after normalization.
+        """
+        idx = self.split(split)
+        if len(idx) == 0:
+            raise DataError(f"split {split!r} of dataset {self.name!r} is empty.")
+        lens = self.lengths()[idx]
+        total = int(lens.sum())
+        s = np.zeros(self.dim, np.float64)
+        ss = np.zeros(self.dim, np.float64)
+        for i in idx:  # streaming, so a memory-mapped corpus is never fully materialized in float64
+            m = self.motion(int(i)).astype(np.float64)
+            s += m.sum(0)
+            ss += (m * m).sum(0)
+        mean = s / total
+        var = np.maximum(ss / total - mean * mean, 0.0)
+        std = np.sqrt(var)
+        std = np.where(std < eps, 1.0, std)
+        return mean.astype(np.float32), std.astype(np.float32)
+
+    def all_texts(self, include_mirrored: bool = False) -> list[str]:
+        """Every distinct caption (and its left/right mirror), in a stable order."""
+        from .augment import mirror_caption  # local: augment imports types
+
+        seen: dict[str, None] = {}
+        for caps in self.captions:
+            for c in caps:
+                seen.setdefault(c, None)
+                if include_mirrored:
+                    seen.setdefault(mirror_caption(c), None)
+        return list(seen)
+
+    def summary(self, examples: int = 3) -> dict:
+        lens = self.lengths()
+        n_caps = sum(len(c) for c in self.captions)
+        groups = {g for g in self.groups if g is not None}
+        return {
+            "name": self.name,
+            "motions": len(self.ids),
+            "captions": n_caps,
+            "captions_per_motion": round(n_caps / max(len(self.ids), 1), 2),
+            "feature_kind": self.layout.kind,
+            "D": self.dim,
+            "fps": self.fps,
+            "frames": int(lens.sum()),
+            "length_frames": {"min": int(lens.min()), "mean": round(float(lens.mean()), 1),
+                              "median": float(np.median(lens)), "max": int(lens.max())},
+            "length_seconds_mean": round(float(lens.mean()) / self.fps, 2),
+            "splits": {k: int(len(v)) for k, v in self.splits.items()},
+            "label_groups": len(groups),
+            "can_mirror": self.layout.can_mirror,
+            "example_captions": [self.captions[i][0] for i in range(min(examples, len(self.ids)))],
+            "content_hash": self.content_hash,
+        }

@@ -1,0 +1,32 @@
+"""Shared test set-up: isolated caches, offline libraries, quiet Ray, the shared real-data folder."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Set before anything imports ray / wandb / transformers.
+_session_cache = tempfile.mkdtemp(prefix="mrs-test-cache-")
+os.environ.setdefault("MOTION_SEARCH_CACHE", _session_cache)
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def test_cache_dir() -> Path:
+    return Path(os.environ["MOTION_SEARCH_CACHE"])
