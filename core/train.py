@@ -1,0 +1,235 @@
+"""The per-epoch training function every search trial runs (plain PyTorch; no ray, no wandb).
+
+    history = train_retrieval(config, reporter, shared=shared, resume_from=checkpoint_dir)
+
+Each epoch: train on the train split, evaluate on ``eval_split`` (val), then call
+``reporter(metrics, checkpoint_dir)`` once.  Metrics (see /work docs in README):
+  epoch, recall_at_1 (PRIMARY: text->motion R@1 %, the seed's official 30 x 32 protocol),
+  recall_at_{2,3,5,10}, weighted_recall, medr, m2t_recall_at_{1,5}, m2t_weighted_recall,
+  full_{t2m,m2t}_{R1,R2,R3,R5,R10,MedR} (whole split), small_{t2m,m2t}_{R1,R5,R10,MedR} (TMR 32-batches),
+  [eq_recall_at_1, eq_weighted_recall], alignment_gap, centroid_distance, mean_diag_sim,
+  train_loss, loss_<term>, lr, epoch_seconds, samples_per_second, num_params.
+Every epoch's randomness is derived from (seed, epoch), and the checkpoint holds model, optimizer,
+scheduler and RNG state, so resuming from epoch k's checkpoint reproduces epoch k+1 exactly.
+
+``python -m core.train`` runs one config without Ray (see core/train_cli.py).
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+from .checkpoint import read_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig
+from .data.batching import BatchBuilder
+from .evaluate import embed_split, evaluation_metrics, text_embeddings
+from .losses import build_loss
+from .model import RetrievalModel
+from .shared import SharedInputs, prepare_shared
+
+Reporter = Callable[[dict, "str | None"], None]
+# Keys that may differ between a checkpoint and the config resuming it (they change nothing learned).
+RESUMABLE_DIFFERENCES = {"epochs", "patience", "device", "num_threads", "cache_dir", "amp"}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradient norm became NaN/inf: this configuration diverged."""
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'device' = {device!r} but no CUDA device is visible to this process.")
+    return torch.device(device)
+
+
+def assigned_threads(requested: int) -> int:
+    """Threads for this process: the config's, else what Ray assigned (OMP_NUM_THREADS), else the CPUs we may use."""
+    if requested > 0:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up from 0 to 1, then cosine decay to 0 at total_steps."""
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def _seed_epoch(seed: int, epoch: int) -> np.random.Generator:
+    torch.manual_seed(seed * 100_003 + epoch)
+    return np.random.default_rng([seed, epoch])
+
+
+def _check_resumable(saved: Mapping[str, Any], current: Mapping[str, Any], where: str) -> None:
+    diff = sorted(k for k in set(saved) | set(current)
+                  if k not in RESUMABLE_DIFFERENCES and saved.get(k) != current.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs config {current.get(k)!r}" for k in diff[:5])
+        raise ConfigError(f"checkpoint {where} does not match this config ({shown}). "
+                          "Resume with the config it was trained with, or start a new run.")
+
+
+class _Trainer:
+    """State of one training run; ``train_retrieval`` is the public face."""
+
+    def __init__(self, cfg: TrainConfig, flat: dict, shared: SharedInputs):
+        self.cfg, self.flat, self.shared = cfg, flat, shared
+        self.device = pick_device(cfg.runtime.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(assigned_threads(cfg.runtime.num_threads))
+        torch.manual_seed(cfg.optim.seed)
+        corpus = shared.corpus
+        self.train_idx = corpus.split("train")
+        self.eval_idx = corpus.split(cfg.data.eval_split)
+        self.builder = BatchBuilder(corpus, shared.mean, shared.std, cfg.data.max_frames, cfg.augment)
+        self.frozen = shared.frozen_features(cfg.text) if cfg.text.text_mode == "frozen" else None
+        self.sentences = shared.sentence_features(cfg.text) if cfg.loss.filter_threshold > 0 else None
+        self.model = RetrievalModel(cfg.text, cfg.model, corpus.dim, self.frozen.dim if self.frozen else None,
+                                    loss_cfg=cfg.loss, max_len=max(1024, cfg.data.max_frames)).to(self.device)
+        self.loss_fn = build_loss(cfg.loss)
+        self.optimizer = torch.optim.AdamW(self.model.param_groups(cfg.optim, cfg.text))
+        bs = cfg.optim.batch_size
+        self.steps_per_epoch = max(1, len(self.train_idx) // bs) if len(self.train_idx) >= bs else 1
+        total = self.steps_per_epoch * cfg.optim.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(total, int(cfg.optim.warmup_frac * total)))
+        self.amp = cfg.runtime.amp and self.device.type == "cuda"
+        self.epoch, self.best, self.bad_epochs, self.history = 0, -math.inf, 0, []
+        self.num_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    # ---------------------------------------------------------------- state
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best": self.best,
+                "bad_epochs": self.bad_epochs, "history": self.history, "config": self.flat,
+                "mean": self.shared.mean, "std": self.shared.std, "torch_rng": torch.get_rng_state(),
+                "corpus_hash": self.shared.corpus.content_hash, "motion_dim": self.shared.corpus.dim,
+                "frozen_text_dim": self.frozen.dim if self.frozen else None}
+
+    def restore(self, directory: str | Path) -> None:
+        state = read_checkpoint(directory, map_location=self.device)
+        _check_resumable(state["config"], self.flat, str(directory))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
+        self.history = list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+
+    # ---------------------------------------------------------------- one epoch
+    def train_epoch(self) -> dict[str, float]:
+        rng = _seed_epoch(self.cfg.optim.seed, self.epoch + 1)
+        self.model.train()
+        sums: dict[str, float] = {}
+        steps = samples = 0
+        for idx in self.builder.epoch_batches(self.train_idx, self.cfg.optim.batch_size, rng):
+            batch = self.builder.build(idx, rng).to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                text = text_embeddings(self.model, batch.texts, self.frozen, self.device)
+                out = self.model.encode_motion(batch.motion, batch.mask)
+                sent = self.sentences.lookup(batch.texts).to(self.device) if self.sentences else None
+                terms = self.loss_fn(text.float(), out["embedding"].float(), temperature=self.model.temperature(),
+                                     sent_emb=sent, mu=out.get("mu"), logvar=out.get("logvar"))
+            loss = terms["total"]
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss became {loss.item()} at epoch {self.epoch + 1}, step {steps + 1} "
+                    f"(lr={self.cfg.optim.lr:g}, temperature={self.cfg.loss.temperature:g}, loss={self.cfg.loss.loss}).")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            if not torch.isfinite(norm):
+                raise NonFiniteLossError(f"gradient norm became {norm.item()} at epoch {self.epoch + 1}, "
+                                         f"step {steps + 1} (exploding gradients; lr={self.cfg.optim.lr:g}).")
+            self.optimizer.step()
+            self.scheduler.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            steps += 1
+            samples += len(idx)
+        out = {("train_loss" if k == "total" else f"loss_{k}"): v / max(steps, 1) for k, v in sums.items()}
+        out["_samples"] = samples
+        return out
+
+    def evaluate(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        text, motion, captions = embed_split(self.model, self.builder, self.eval_idx, self.frozen, self.device)
+        corpus = self.shared.corpus
+        groups = [corpus.groups[i] for i in self.eval_idx]
+        metrics = evaluation_metrics(text, motion, captions, groups, self.cfg.runtime, seed=self.cfg.optim.seed)
+        emb = {"text": text, "motion": motion, "ids": np.asarray([corpus.ids[i] for i in self.eval_idx]),
+               "captions": np.asarray(captions)}
+        return metrics, emb
+
+    def run(self, reporter: Reporter | None) -> list[dict]:
+        while self.epoch < self.cfg.optim.epochs:
+            t0 = time.perf_counter()
+            train_stats = self.train_epoch()
+            train_seconds = time.perf_counter() - t0
+            metrics, emb = self.evaluate()
+            self.epoch += 1
+            samples = train_stats.pop("_samples")
+            metrics.update(train_stats, epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"],
+                           epoch_seconds=time.perf_counter() - t0,
+                           samples_per_second=samples / max(train_seconds, 1e-9), num_params=self.num_params)
+            if metrics["recall_at_1"] > self.best + 1e-9:
+                self.best, self.bad_epochs = metrics["recall_at_1"], 0
+            else:
+                self.bad_epochs += 1
+            self.history.append(metrics)
+            self._report(reporter, metrics, emb)
+            if self.cfg.optim.patience and self.bad_epochs >= self.cfg.optim.patience:
+                break
+        return self.history
+
+    def _report(self, reporter: Reporter | None, metrics: dict, emb: dict) -> None:
+        if reporter is None:
+            return
+        directory = Path(tempfile.mkdtemp(prefix=f"ckpt-e{self.epoch:03d}-"))
+        try:
+            save_checkpoint(directory, self.state(), self.flat, emb)
+            reporter(dict(metrics), str(directory))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def train_retrieval(config: Mapping[str, Any], reporter: Reporter | None = None, *,
+                    shared: SharedInputs | None = None, resume_from: str | Path | None = None) -> list[dict]:
+    """Train one configuration; report every epoch; return the per-epoch metric dicts (see module doc)."""
+    cfg = TrainConfig.from_flat(config)          # the one validation boundary
+    flat = cfg.to_flat()
+    shared = shared if shared is not None else prepare_shared(flat, progress=False)
+    trainer = _Trainer(cfg, flat, shared)
+    if resume_from is not None:
+        trainer.restore(resume_from)
+    return trainer.run(reporter)
+
+
+__all__ = ["train_retrieval", "prepare_shared", "SharedInputs", "NonFiniteLossError", "Reporter"]
+
+
+if __name__ == "__main__":  # python -m core.train
+    import sys
+
+    from .train_cli import main
+
+    sys.exit(main())
