@@ -36,6 +36,7 @@ class DataConfig:
     cache_dir: str | None = None     # processed-dataset cache; None = default user cache
     max_frames: int = 200            # crop/cap per motion (frames at the corpus fps)
     eval_split: str = "val"
+    bucket_by_length: bool = True    # train batches of similar lengths: less padding, faster epochs
 
     def validate(self) -> None:
         _check(isinstance(self.data, str) and self.data != "", "data", self.data, "a non-empty spec")

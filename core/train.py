@@ -142,7 +142,8 @@ class _Trainer:
         self.model.train()
         sums: dict[str, float] = {}
         steps = samples = 0
-        for idx in self.builder.epoch_batches(self.train_idx, self.cfg.optim.batch_size, rng):
+        for idx in self.builder.epoch_batches(self.train_idx, self.cfg.optim.batch_size, rng,
+                                              bucket=self.cfg.data.bucket_by_length):
             batch = self.builder.build(idx, rng).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 text = text_embeddings(self.model, batch.texts, self.frozen, self.device)

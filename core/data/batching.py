@@ -60,13 +60,27 @@ class BatchBuilder:
         return MotionBatch(torch.from_numpy(motion), torch.from_numpy(mask), texts, np.asarray(indices))
 
     def epoch_batches(self, split_indices: np.ndarray, batch_size: int, rng: np.random.Generator,
-                      drop_last: bool = True):
-        """Shuffled training batches; the last partial batch is dropped (contrastive losses need B >= 2)."""
+                      drop_last: bool = True, bucket: bool = False):
+        """Shuffled training batches; the last partial batch is dropped (contrastive losses need B >= 2).
+
+        ``bucket``: sort each window of 16 batches by length before cutting it, then shuffle the
+        batch order. Padding per batch shrinks from ~max length to ~its neighbours' length (about
+        1.5x less work with 2-10 s clips) while every motion is still seen once per epoch.
+        """
         order = rng.permutation(split_indices)
         stop = len(order) - (len(order) % batch_size if drop_last else 0)
         if stop == 0:  # a split smaller than one batch still trains, as one short batch
             stop = len(order)
-        for s in range(0, stop, batch_size):
-            chunk = order[s:s + batch_size]
+        order = order[:stop]
+        if bucket and stop > batch_size:
+            lengths = np.minimum(self.corpus.lengths()[order], self.max_frames)
+            window = batch_size * 16
+            for s in range(0, len(order), window):
+                chunk = order[s:s + window]
+                order[s:s + window] = chunk[np.argsort(lengths[s:s + window], kind="stable")]
+        batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+        if bucket:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        for chunk in batches:
             if len(chunk) >= 2:
                 yield chunk

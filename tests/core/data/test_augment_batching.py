@@ -70,3 +70,16 @@ def test_epoch_batches_cover_split_without_repeats():
     assert len(flat) == len(idx) - len(idx) % 4 and len(set(flat.tolist())) == len(flat)
     small = list(b.epoch_batches(idx[:3], 8, np.random.default_rng(0)))
     assert len(small) == 1 and len(small[0]) == 3
+
+
+def test_length_bucketing_reduces_padding_and_keeps_coverage():
+    c, b = _builder(max_frames=1000)
+    idx = np.arange(len(c))
+    plain = list(b.epoch_batches(idx, 2, np.random.default_rng(3)))
+    bucketed = list(b.epoch_batches(idx, 2, np.random.default_rng(3), bucket=True))
+    assert sorted(np.concatenate(bucketed).tolist()) == sorted(np.concatenate(plain).tolist())
+    lens = c.lengths()
+
+    def padded(batches):
+        return sum(len(x) * lens[x].max() for x in batches)
+    assert padded(bucketed) < padded(plain)
