@@ -23,6 +23,7 @@ from .types import FeatureLayout, MotionCorpus
 
 CACHE_FORMAT_VERSION = 1
 CACHE_ENV = "MOTION_SEARCH_CACHE"
+OWN_SUBDIRS = ("corpus", "hash-memo", "text", "extracted")  # what this project writes in a cache dir
 
 
 def default_cache_dir() -> Path:
@@ -46,9 +47,9 @@ def content_hash(path: Path, memo_dir: Path | None = None) -> str:
     repeated loads of an unchanged directory skip it.
     """
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    if memo_dir is not None:  # a cache that lives inside the data folder must not hash itself
-        memo_root = memo_dir.resolve()
-        files = [p for p in files if memo_root not in p.resolve().parents]
+    if memo_dir is not None:  # a cache that lives inside the data folder must not hash its own entries
+        own = [(memo_dir / sub).resolve() for sub in OWN_SUBDIRS]
+        files = [p for p in files if not any(o in p.resolve().parents for o in own)]
     stat_key = hashlib.blake2b(digest_size=16)
     for p in files:
         st = p.stat()

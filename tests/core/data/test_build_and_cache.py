@@ -100,3 +100,15 @@ def test_parse_errors(spec, match):
 def test_path_spec_with_options(tmp_path):
     s = parse_spec(f"{tmp_path}:max_motions=5", "folder")
     assert s.path == tmp_path and s.options == {"max_motions": 5} and s.format == "folder"
+
+
+def test_datasets_inside_the_cache_dir_still_hash_their_own_bytes(tmp_path):
+    for name, text in (("a", "one"), ("b", "two")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.txt").write_text(text)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "entry.npy").write_text("cache entry")
+    assert content_hash(tmp_path / "a", memo_dir=tmp_path) != content_hash(tmp_path / "b", memo_dir=tmp_path)
+    whole = content_hash(tmp_path, memo_dir=tmp_path)
+    (tmp_path / "corpus" / "entry.npy").write_text("changed cache entry")
+    assert content_hash(tmp_path, memo_dir=tmp_path) == whole

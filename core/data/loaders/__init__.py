@@ -1,0 +1,223 @@
+"""Loaders for the motion-text formats users have; each returns a ``RawCorpus``.
+
+    raw = load_raw(Path("/data/HumanML3D"), None, {"max_motions": 100})   # format auto-detected
+    raw = load_raw(Path("bandai-namco-motiondataset-2.tar.xz"), "bandai", {"extract_dir": cache})
+
+Formats (``LOADERS`` keys; details in each module's docstring):
+  humanml3d  new_joint_vecs/*.npy (T, 263) + texts/*.txt + train/val/test.txt       (humanml3d.py)
+  kitml      the same layout with (T, 251) KIT-ML features at 12.5 fps               (humanml3d.py)
+  tmr        annotations.json + splits/*.txt + a folder of .npy motions              (tmr.py)
+  folder     motions/<id>.npy + captions.csv / captions.jsonl (+ splits/, meta.json)  (folder.py)
+  bvh        **/*.bvh with <name>.json / <name>.txt caption sidecars                 (bvh.py)
+  bandai     Bandai-Namco motion dataset: data/*.bvh + data/*.json + cfg/*_label.txt (bandai.py)
+
+An archive (.tar.xz, .tar.gz, .tgz, .tar.bz2, .tar, .zip) is extracted once into
+``options["extract_dir"]`` (a cache folder; default ``<default cache>/extracted``) and loaded
+from there.  A folder whose data sits one level down (a single sub-folder, as archives usually
+have) is found too.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DataError
+from ..types import RawCorpus
+from .bandai import load_bandai
+from .bvh import load_bvh_folder
+from .folder import load_folder
+from .humanml3d import load_humanml3d, load_kitml
+from .tmr import load_tmr
+
+LOADERS: dict[str, Callable[[Path, dict], RawCorpus]] = {
+    "humanml3d": load_humanml3d,
+    "kitml": load_kitml,
+    "tmr": load_tmr,
+    "folder": load_folder,
+    "bvh": load_bvh_folder,
+    "bandai": load_bandai,
+}
+
+# Every option a loader understands, with what it does (shown when a spec names an unknown one).
+OPTION_HELP = {
+    "max_motions": "load only the first N motions (sorted / split-file order), for quick tests",
+    "extract_dir": "folder where archives are extracted (a cache; set by the caller)",
+    "workers": "processes for BVH conversion (default: all CPUs of this process)",
+    "fps": "frame rate: of the stored features (humanml3d 20, kitml 12.5, tmr/folder 20), or the "
+           "target rate BVH is resampled to (20)",
+    "motions_dir": "tmr: folder holding the .npy motions (default <root>/motions)",
+    "allow_missing": "tmr: skip keyids whose motion file is absent (count in meta['missing_motions'])",
+    "unit": "bvh/bandai: file units 'm' | 'cm' | 'mm' (default: guessed from the skeleton size)",
+    "up_axis": "bvh/bandai: up axis 'y' | 'z' | '-z' | ... (default: guessed from the head position)",
+}
+_COMMON = ("max_motions", "extract_dir", "workers")
+FORMAT_OPTIONS = {
+    "humanml3d": _COMMON + ("fps",),
+    "kitml": _COMMON + ("fps",),
+    "tmr": _COMMON + ("fps", "motions_dir", "allow_missing"),
+    "folder": _COMMON + ("fps",),
+    "bvh": _COMMON + ("fps", "unit", "up_axis"),
+    "bandai": _COMMON + ("fps", "unit", "up_axis"),
+}
+ARCHIVE_SUFFIXES = (".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar", ".zip")
+
+
+def is_archive(path: Path) -> bool:
+    return Path(path).is_file() and Path(path).name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _archive_stem(path: Path) -> str:
+    name = path.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _extract_tar(tf: tarfile.TarFile, dest: Path, path: Path) -> None:
+    if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuses links out, devices, ..
+        tf.extractall(dest, filter="data")
+        return
+    for member in tf.getmembers():
+        if member.name.startswith("/") or ".." in Path(member.name).parts or member.issym() or member.islnk():
+            raise DataError(f"archive member {member.name!r} points outside the archive.", where=path)
+    tf.extractall(dest)
+
+
+def extract_archive(path: Path, extract_dir: str | Path | None = None) -> Path:
+    """Extract once into ``<extract_dir>/<stem>-<hash of path, size, mtime>``; later calls reuse it.
+
+    The archive is unpacked into a temporary sibling folder that is renamed into place, so an
+    interrupted extraction never leaves a half folder that a later run would trust.
+    """
+    path = Path(path).resolve()
+    if extract_dir is None:
+        from ..cache import default_cache_dir  # local: only needed without a caller-given folder
+
+        extract_dir = default_cache_dir() / "extracted"
+    extract_dir = Path(extract_dir).expanduser()
+    extract_dir.mkdir(parents=True, exist_ok=True)
+    st = path.stat()
+    key = hashlib.blake2b(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode(), digest_size=6).hexdigest()
+    final = extract_dir / f"{_archive_stem(path)}-{key}"
+    if final.is_dir():
+        return final
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=extract_dir))
+    try:
+        if path.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                for name in zf.namelist():
+                    if name.startswith(("/", "\\")) or ".." in Path(name).parts:
+                        raise DataError(f"archive member {name!r} points outside the archive.", where=path)
+                zf.extractall(tmp)
+        else:
+            with tarfile.open(path) as tf:
+                _extract_tar(tf, tmp, path)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():  # not a concurrent extraction that finished first
+                raise
+    except DataError:
+        raise
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile, ValueError) as e:
+        raise DataError(f"cannot extract the archive ({type(e).__name__}: {e}).", where=path,
+                        fix="check the download (it may be truncated), or extract it yourself and pass "
+                            "the folder.") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _detect_here(root: Path) -> str | None:
+    if (root / "cfg" / "content_label.txt").is_file() and (root / "data").is_dir():
+        return "bandai"
+    if (root / "annotations.json").is_file():
+        return "tmr"
+    vec_dir = root / "new_joint_vecs"
+    if vec_dir.is_dir():
+        first = next(iter(sorted(vec_dir.glob("*.npy"))), None)
+        if first is not None:
+            try:
+                dim = np.load(first, mmap_mode="r").shape[-1]
+            except (OSError, ValueError):
+                dim = None
+            if dim == 251:
+                return "kitml"
+        return "humanml3d"
+    if (root / "motions").is_dir() and ((root / "captions.csv").is_file() or (root / "captions.jsonl").is_file()):
+        return "folder"
+    if next(root.rglob("*.bvh"), None) is not None:
+        return "bvh"
+    return None
+
+
+def _single_subdir(root: Path) -> Path | None:
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    dirs = [p for p in entries if p.is_dir()]
+    return dirs[0] if len(dirs) == 1 else None
+
+
+def _find_root(path: Path) -> tuple[Path, str | None]:
+    """(folder holding the data, detected format); looks one single sub-folder deep."""
+    fmt = _detect_here(path)
+    if fmt is None or fmt == "bvh":
+        sub = _single_subdir(path)
+        sub_fmt = _detect_here(sub) if sub is not None else None
+        if sub_fmt is not None and (fmt is None or sub_fmt != "bvh"):
+            return sub, sub_fmt
+    return path, fmt
+
+
+def _materialize(path: Path, options: dict) -> Path:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError("dataset path does not exist.", where=path, fix="check --data.")
+    if is_archive(path):
+        return extract_archive(path, options.get("extract_dir"))
+    if not path.is_dir():
+        raise DataError(f"expected a dataset folder or an archive ({', '.join(ARCHIVE_SUFFIXES)}).", where=path)
+    return path
+
+
+def detect_format(path: Path, options: dict | None = None) -> str:
+    """The loader name for a folder (or an archive, extracted into options['extract_dir'])."""
+    root = _materialize(Path(path), options or {})
+    _, fmt = _find_root(root)
+    if fmt is None:
+        raise DataError(f"cannot tell the dataset format from the folder contents (known formats: "
+                        f"{', '.join(LOADERS)}).", where=path,
+                        fix="pass --format NAME, or see core/data/loaders/__init__.py for the expected layouts.")
+    return fmt
+
+
+def load_raw(path: Path, format: str | None, options: dict) -> RawCorpus:
+    """Load a dataset folder or archive with the named loader (None = auto-detect)."""
+    if format is not None and format not in LOADERS:
+        raise DataError(f"unknown dataset format {format!r}; known formats: {', '.join(LOADERS)}.",
+                        fix="pass one of them with --format, or leave --format out to auto-detect.")
+    options = dict(options or {})
+    root = _materialize(Path(path), options)
+    found_root, detected = _find_root(root)
+    if format is None:
+        if detected is None:
+            raise DataError(f"cannot tell the dataset format from the folder contents (known formats: "
+                            f"{', '.join(LOADERS)}).", where=path,
+                            fix="pass --format NAME, or see core/data/loaders/__init__.py for the expected layouts.")
+        format = detected
+    if detected == format or (format in ("humanml3d", "kitml") and detected in ("humanml3d", "kitml")):
+        root = found_root
+    unknown = sorted(set(options) - set(FORMAT_OPTIONS[format]))
+    if unknown:
+        known = "; ".join(f"{k}: {OPTION_HELP[k]}" for k in FORMAT_OPTIONS[format])
+        raise DataError(f"unknown option(s) {unknown} for format {format!r}. Known: {known}.", where=path)
+    return LOADERS[format](root, options)

@@ -1,0 +1,153 @@
+"""HumanML3D and KIT-ML in their released layout (features pass through unnormalized).
+
+    <root>/new_joint_vecs/<id>.npy   (T, 263) HumanML3D at 20 fps / (T, 251) KIT-ML at 12.5 fps
+    <root>/texts/<id>.txt            one caption per line: ``caption#tokens#start#end``
+    <root>/train.txt, val.txt, test.txt   one id per line (test may be absent; no files = hashed split)
+    <root>/Mean.npy, Std.npy         recorded in meta["source_mean"] / ["source_std"] when present
+
+A caption whose start/end (seconds) are not 0/0 (or NaN) describes only that span: it becomes
+its own motion item ``"<id>#<start>#<end>"`` holding the cropped frames (captions with the same
+span share one item); the split of the source id applies to its crops.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..features import HML263_LAYOUT, KIT251_LAYOUT
+from ..types import SPLITS, FeatureLayout, MotionItem, RawCorpus
+
+FPS = {"humanml3d": 20.0, "kitml": 12.5}
+LAYOUTS = {"humanml3d": HML263_LAYOUT, "kitml": KIT251_LAYOUT}
+
+
+def read_split_files(root: Path, names=SPLITS) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """{split: ids} from <root>/<split>.txt for the files that exist, and {split: file path}."""
+    splits, files = {}, {}
+    for name in names:
+        path = root / f"{name}.txt"
+        if path.is_file():
+            splits[name] = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            files[name] = str(path)
+    return splits, files
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """A motion array, or a DataError naming the file when it cannot be read."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"cannot read this .npy motion ({type(e).__name__}: {e}).", where=path,
+                        fix="re-save it with numpy.save(path, array) as a (frames, features) float array.") from None
+
+
+def parse_caption_line(line: str, path: Path, line_no: int) -> tuple[str, float, float]:
+    """'a man walks#a/DET man/NOUN walk/VERB#0.0#0.0' -> (caption, start, end); NaN -> 0."""
+    parts = line.rstrip("\n").split("#")
+    if len(parts) < 4:
+        raise DataError(f"line {line_no}: expected 'caption#tokens#start#end' (4 '#'-separated fields), "
+                        f"found {len(parts)} field(s): {line.strip()[:80]!r}.", where=path,
+                        fix="write each caption as caption#tokens#start#end; use 0.0#0.0 for the whole motion.")
+    caption = "#".join(parts[:-3]).strip()
+    try:
+        start, end = float(parts[-2]), float(parts[-1])
+    except ValueError:
+        raise DataError(f"line {line_no}: start/end {parts[-2]!r}/{parts[-1]!r} are not numbers (seconds).",
+                        where=path, fix="use 0.0#0.0 for the whole motion.") from None
+    start = 0.0 if math.isnan(start) else start
+    end = 0.0 if math.isnan(end) else end
+    return caption, start, end
+
+
+def crop_id(motion_id: str, start: float, end: float) -> str:
+    return f"{motion_id}#{start:g}#{end:g}"
+
+
+def _motion_items(motion_id: str, motion: np.ndarray, text_path: Path, fps: float,
+                  counters: dict) -> list[MotionItem]:
+    """The whole-motion item (if any caption covers it) and one item per cropped span."""
+    if not text_path.is_file():
+        raise DataError(f"motion {motion_id!r} has no caption file.", where=text_path,
+                        fix="add texts/<id>.txt or remove the id from the split files.")
+    whole: list[str] = []
+    spans: dict[tuple[float, float], list[str]] = {}
+    lines = text_path.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        caption, start, end = parse_caption_line(line, text_path, n)
+        if start == 0.0 and end == 0.0:
+            whole.append(caption)
+        else:
+            spans.setdefault((start, end), []).append(caption)
+    items = []
+    if whole:
+        items.append(MotionItem(motion_id, motion, whole, None, str(text_path)))
+    for (start, end), captions in spans.items():
+        lo, hi = int(start * fps), min(int(end * fps), len(motion))
+        if hi - lo < 1:  # a span outside the motion: nothing to describe (the release has a few)
+            counters["skipped_crops"] += 1
+            continue
+        items.append(MotionItem(crop_id(motion_id, start, end), motion[lo:hi], captions, None, str(text_path)))
+    return items
+
+
+def load_humanml3d(root: Path, options: dict, variant: str = "humanml3d") -> RawCorpus:
+    """Load HumanML3D (variant 'humanml3d') or KIT-ML ('kitml').
+
+    Options: max_motions (first N source motions, in split-file order), fps (override 20 / 12.5).
+    """
+    root = Path(root)
+    vec_dir, text_dir = root / "new_joint_vecs", root / "texts"
+    for d in (vec_dir, text_dir):
+        if not d.is_dir():
+            raise DataError(f"expected a {d.name}/ folder in a {variant} dataset.", where=d,
+                            fix="point --data at the folder holding new_joint_vecs/ and texts/.")
+    fps = float(options.get("fps", FPS[variant]))
+    splits, split_files = read_split_files(root)
+    if splits:
+        ordered = list(dict.fromkeys(i for name in SPLITS for i in splits.get(name, [])))
+        for name, ids in splits.items():
+            for motion_id in ids:
+                if not (vec_dir / f"{motion_id}.npy").is_file():
+                    raise DataError(f"split id {motion_id!r} has no motion file new_joint_vecs/{motion_id}.npy.",
+                                    where=split_files[name],
+                                    fix="remove the id from the split file or add the motion.")
+    else:
+        ordered = sorted(p.stem for p in vec_dir.glob("*.npy"))
+    if options.get("max_motions"):
+        ordered = ordered[: int(options["max_motions"])]
+
+    counters = {"skipped_crops": 0}
+    items: list[MotionItem] = []
+    derived: dict[str, list[str]] = {}        # source id -> ids of its items (whole + crops)
+    dim = None                                 # D of the first motion decides the layout
+    for motion_id in ordered:
+        path = vec_dir / f"{motion_id}.npy"
+        motion = load_npy(path)
+        if dim is None and motion.ndim == 2:   # validator names any motion that differs
+            dim = int(motion.shape[1])
+        new = _motion_items(motion_id, motion, text_dir / f"{motion_id}.txt", fps, counters)
+        for item in new:
+            item.features = np.asarray(item.features, dtype=np.float32)
+            item.source = str(path)
+        items.extend(new)
+        derived[motion_id] = [it.id for it in new]
+
+    layout = LAYOUTS[variant] if dim == LAYOUTS[variant].dim else FeatureLayout("raw", int(dim or 0))
+    out_splits = None
+    if splits:
+        out_splits = {name: [d for i in ids if i in derived for d in derived[i]] for name, ids in splits.items()}
+    meta = {"format": variant, "root": str(root), "source_motions": len(ordered),
+            "skipped_crops": counters["skipped_crops"], "split_files": split_files}
+    for key, name in (("source_mean", "Mean.npy"), ("source_std", "Std.npy")):
+        if (root / name).is_file():
+            meta[key] = load_npy(root / name).astype(float).ravel().tolist()
+    return RawCorpus(name=root.name, items=items, fps=fps, layout=layout, splits=out_splits, meta=meta)
+
+
+def load_kitml(root: Path, options: dict) -> RawCorpus:
+    return load_humanml3d(root, options, variant="kitml")
