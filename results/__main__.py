@@ -1,0 +1,28 @@
+"""python -m results <experiment_dir> [--top N]: re-render tables, leaderboard and plots of a Tune experiment."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from results.errors import ResultsError
+from results.report import write_results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m results", description=__doc__.split(":", 1)[1].strip())
+    parser.add_argument("experiment_dir", help="the folder Ray Tune wrote for one search: <storage_path>/<name>")
+    parser.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
+    args = parser.parse_args(argv)
+    try:
+        write_results(args.experiment_dir, top=args.top)
+    except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `python -m results DIR | head`: the files are written, the reader left early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
