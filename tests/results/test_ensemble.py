@@ -1,0 +1,156 @@
+"""build_ensemble / query on a Ray-Tune-shaped experiment of 3 differently configured tiny trained members."""
+import csv
+import json
+import math
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+import results.ensemble as ens
+from results.ensemble import build_ensemble, query, rank_candidates
+from results.ensemble_report import ENSEMBLE_DIR
+from results.errors import ResultsError
+from run_ensemble import write_demo_experiment
+
+BASE = {"data": "synthetic:n=300", "hidden_dim": 32, "latent_dim": 32, "num_layers": 1, "num_heads": 2,
+        "batch_size": 32, "epochs": 2, "max_frames": 64, "num_threads": 1, "lr": 1e-3, "device": "cpu"}
+MEMBERS = [{"motion_encoder": "tmr", "seed": 0}, {"motion_encoder": "gru", "seed": 1},
+           {"motion_encoder": "transformer", "seed": 2, "hidden_dim": 64, "num_heads": 4}]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    torch.set_num_threads(1)
+    return write_demo_experiment(tmp_path_factory.mktemp("exp") / "demo", [{**BASE, **m} for m in MEMBERS])
+
+
+def _reload(directory):
+    manifest = json.loads((directory / "manifest.json").read_text())
+    metrics = json.loads((directory / "metrics.json").read_text())
+    with open(directory / "predictions_test.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    return manifest, metrics, rows
+
+
+def test_borda_build_writes_files_that_reload(experiment, capsys):
+    res = build_ensemble(experiment, top_k=3, method="borda")
+    assert res.directory == experiment / ENSEMBLE_DIR and res.selection == "top_k" and len(res.selected) == 3
+    manifest, metrics, rows = _reload(res.directory)
+    assert manifest["method"] == "borda" and manifest["selected"] == res.candidates == res.selected
+    assert [m["rank"] for m in manifest["members"]] == [1, 2, 3]
+    assert {m["config"]["motion_encoder"] for m in manifest["members"]} == {"tmr", "gru", "transformer"}
+    assert all(m["weight"] == 1.0 and (experiment / m["checkpoint"]).exists() for m in manifest["members"])
+    reported = [m["reported_val_recall_at_1"] for m in manifest["members"]]
+    assert reported == sorted(reported, reverse=True)
+    # Same batches and seed as the top member's trial -> its val R@1 is reproduced exactly.
+    top = manifest["members"][0]
+    assert metrics["members"][top["trial_id"]]["val"]["recall_at_1"] == pytest.approx(top["reported_val_recall_at_1"])
+    for block in [*metrics["members"].values(), metrics["ensemble"]]:
+        for split in ("val", "test"):
+            for key in ("recall_at_1", "weighted_recall", "m2t_recall_at_1", "full_t2m_R1", "small_t2m_R1"):
+                assert 0 <= block[split][key] <= 100, key
+    n_test = metrics["split_sizes"]["test"]
+    assert rows[0] == ["query_id", "query_text", *(f"rank_{k}" for k in range(1, 11))]
+    assert len(rows) == n_test + 1 and all(len(r) == 12 for r in rows[1:])
+    test_ids = {r[0] for r in rows[1:]}
+    assert len(test_ids) == n_test and all(set(r[2:]) <= test_ids and len(set(r[2:])) == 10 for r in rows[1:])
+    assert (res.directory / "members_vs_ensemble.png").read_bytes()[:8] == PNG_SIGNATURE
+    out = capsys.readouterr().out
+    assert "ensemble (borda, 3 of 3)" in out and "test full R@1" in out and top["trial_id"] in out
+
+
+def test_mean_sim_greedy_rebuild_replaces_the_folder(experiment):
+    build_ensemble(experiment, top_k=3, method="borda", quiet=True)
+    res = build_ensemble(experiment, top_k=3, method="mean_sim", select="greedy", quiet=True)
+    manifest, metrics, rows = _reload(res.directory)
+    assert manifest["method"] == "mean_sim" and manifest["selection"] == "greedy"
+    assert not list(experiment.glob(".ensemble-*"))
+    trace = manifest["greedy_trace"]
+    assert res.selected == [trace[0]["added"]] + [step["added"] for step in trace[1:] if step["accepted"]]
+    assert len(trace) == len(res.selected) + (len(res.selected) < 3)   # stops at the first rejected step
+    assert set(res.selected) <= set(res.candidates)
+    # The first member greedy keeps is the best single one on val, as evaluated here.
+    best = max(metrics["members"], key=lambda t: (metrics["members"][t]["val"]["recall_at_1"],
+                                                  metrics["members"][t]["val"]["weighted_recall"]))
+    assert res.selected[0] == best == metrics["best_single_member"]
+    val_ens, val_best = metrics["ensemble"]["val"]["recall_at_1"], metrics["members"][best]["val"]["recall_at_1"]
+    assert val_ens >= val_best   # greedy only ever adds a member that raises val R@1
+    # mean_sim scores are continuous: the CSV's top-1 agrees with the full-split R@1 it reports.
+    hits = np.mean([r[2] == r[0] for r in rows[1:]]) * 100
+    assert metrics["ensemble"]["test"]["full_t2m_R1"] == pytest.approx(hits)
+
+
+def test_fewer_trials_than_k_and_bad_input(experiment):
+    with pytest.warns(UserWarning, match="fewer than top_k=5"):
+        res = build_ensemble(experiment, top_k=5, quiet=True)
+    assert len(res.selected) == 3 and res.warnings
+    with pytest.raises(ResultsError, match="--allow-fewer"):
+        build_ensemble(experiment, top_k=5, quiet=True, allow_fewer=False)
+    with pytest.raises(ResultsError, match="weights"):
+        build_ensemble(experiment, top_k=3, quiet=True, weights=[1.0, 2.0])
+    with pytest.raises(ResultsError, match="method"):
+        build_ensemble(experiment, method="vote")
+
+
+def test_no_finished_trial_is_a_clear_error(tmp_path):
+    trial = tmp_path / "train_trial_0badc0de_1_demo"
+    trial.mkdir()
+    (trial / "params.json").write_text("{}")
+    (trial / "result.json").write_text(json.dumps({"epoch": 1, "recall_at_1": 3.0, "trial_id": "0badc0de",
+                                                   "done": True}) + "\n")
+    with pytest.raises(ResultsError, match="no finished trial"):
+        build_ensemble(tmp_path, quiet=True)
+
+
+def test_a_crash_while_writing_keeps_the_previous_ensemble(experiment, monkeypatch):
+    build_ensemble(experiment, top_k=2, method="borda", quiet=True)
+    before = (experiment / ENSEMBLE_DIR / "manifest.json").read_text()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ens, "plot_members_vs_ensemble", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_ensemble(experiment, top_k=3, method="mean_sim", quiet=True)
+    assert (experiment / ENSEMBLE_DIR / "manifest.json").read_text() == before
+    assert sorted(p.name for p in (experiment / ENSEMBLE_DIR).iterdir()) == [
+        "manifest.json", "members_vs_ensemble.png", "metrics.json", "predictions_test.csv"]
+    assert not list(experiment.glob(".ensemble-*"))
+
+
+def test_query_the_ensemble_and_a_single_checkpoint(experiment):
+    res = build_ensemble(experiment, top_k=3, method="borda", quiet=True)
+    manifest, metrics, rows = _reload(res.directory)
+    test_ids = {r[0] for r in rows[1:]}
+    n = len(test_ids)
+    hits = query(experiment, "a person hands an object to another")
+    assert [h.rank for h in hits] == list(range(1, 11)) and {h.motion_id for h in hits} <= test_ids
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and scores[0] <= 3 * (n - 1)
+    assert all(h.caption for h in hits)
+    ckpt = manifest["members"][0]["checkpoint"]
+    single = query(ckpt, rows[1][1], split="val", top=5)
+    assert len(single) == 5 and all(-1 - 1e-6 <= h.score <= 1 + 1e-6 for h in single)
+    with pytest.raises(ResultsError, match="checkpoint"):
+        query(experiment / "plots", "anything")
+
+
+def test_rank_candidates_orders_by_recall_then_weighted_recall_then_id(tmp_path):
+    for name in ("a", "b", "c", "d", "e"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "checkpoint.pt").write_bytes(b"")
+    table = pa.table({
+        "trial_id": ["t5", "t1", "t2", "t3", "t4", "t6"],
+        "status": ["TERMINATED", "TERMINATED", "ERROR", "TERMINATED", "RUNNING", "TERMINATED"],
+        "best_recall_at_1": [10.0, 10.0, 10.0, 12.0, 50.0, math.nan],
+        "best_weighted_recall": [20.0, 20.0, 25.0, 1.0, 60.0, 5.0],
+        "best_checkpoint": [str(tmp_path / x) for x in ("a", "b", "c", "d", "e")] + [str(tmp_path / "a")],
+    })
+    ranked = rank_candidates(table)
+    assert [c.trial_id for c in ranked] == ["t3", "t2", "t1", "t5"]  # RUNNING and NaN left out
+    shutil.rmtree(tmp_path / "d")
+    assert [c.trial_id for c in rank_candidates(table)] == ["t2", "t1", "t5"]  # checkpoint gone

@@ -1,0 +1,72 @@
+"""run_ensemble.py end to end: --smoke-test builds a real ensemble; then build options, queries and errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import run_ensemble
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("smoke") / "exp"
+    assert run_ensemble.main(["--smoke-test", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_smoke_test_trains_builds_and_queries(smoke, capsys):
+    files = sorted(p.name for p in (smoke / "ensemble").iterdir())
+    assert files == ["manifest.json", "members_vs_ensemble.png", "metrics.json", "predictions_test.csv"]
+    manifest = json.loads((smoke / "ensemble" / "manifest.json").read_text())
+    assert len(manifest["members"]) == len(run_ensemble.SMOKE_MEMBERS) and manifest["method"] == "borda"
+
+
+def test_build_options_and_the_fewer_than_k_rule(smoke, capsys):
+    assert run_ensemble.main([str(smoke), "--top-k", "5"]) == 2
+    assert "--allow-fewer" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="fewer than top_k=5"):
+        assert run_ensemble.main([str(smoke), "--top-k", "5", "--allow-fewer", "--method", "mean_sim",
+                                  "--weights", "1,2", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble (mean_sim, 3 of 3)" in out and "note: only 3 finished" in out
+    manifest = json.loads((smoke / "ensemble" / "manifest.json").read_text())
+    assert manifest["weights"] == [1.0, 2.0, 3.0] and manifest["method"] == "mean_sim"
+    assert run_ensemble.main([str(smoke), "--top-k", "3", "--weights", "1", "1"]) == 2
+    assert "weights" in capsys.readouterr().err
+
+
+def test_query_an_ensemble_and_a_checkpoint_dir(smoke, capsys):
+    assert run_ensemble.main([str(smoke), "--top-k", "2", "--select", "greedy", "--quiet"]) == 0
+    capsys.readouterr()
+    assert run_ensemble.main([str(smoke), "--query", "a person hands an object to another", "--top", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("query: 'a person hands an object to another'") and len(lines) == 2 + 3
+    assert [line.split()[0] for line in lines[2:]] == ["1", "2", "3"]
+    checkpoint = next(smoke.glob("train_trial_*/checkpoint_*"))
+    assert run_ensemble.main([str(checkpoint), "--query", "a person walks", "--split", "val"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2 + 10
+    assert run_ensemble.main([str(checkpoint)]) == 2          # one model: query it, do not "ensemble" it
+    assert "can be queried" in capsys.readouterr().err
+
+
+def test_errors_exit_2_with_one_message(tmp_path, capsys):
+    assert run_ensemble.main([str(tmp_path / "missing"), "--top-k", "1"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert run_ensemble.main([str(tmp_path), "--query", "a person walks"]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_ensemble.main([])
+    with pytest.raises(SystemExit):
+        run_ensemble.main([str(tmp_path), "--weights", "heavy"])
+
+
+def test_script_entry_point_runs():
+    proc = subprocess.run([sys.executable, str(REPO / "run_ensemble.py"), "--help"], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert proc.returncode == 0 and "--top-k" in proc.stdout and "--query" in proc.stdout
