@@ -30,3 +30,16 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def test_cache_dir() -> Path:
     return Path(os.environ["MOTION_SEARCH_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance for the whole session (2 CPUs, no dashboard); reused if already up."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()

@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""Hyper-parameter search for text-to-motion retrieval (Ray Tune + Optuna + ASHA + W&B).
+
+    python run_search.py --list-spaces
+    python run_search.py --smoke-test                      # seconds on CPU
+    python run_search.py --space aligned_loss              # the default search
+    python run_search.py --resume --name aligned_loss-20250101-120000
+    python run_search.py --help
+"""
+import sys
+
+from search.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Command-line flags -> one frozen ``SearchArgs``, validated before Ray starts.
+
+Every flag defaults to ``None`` in argparse so we can tell "given" from "default": ``--smoke-test``
+swaps in its own defaults, and ``--resume`` refuses flags that would change a running search.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from core.config import ConfigError, TrainConfig, default_flat
+from spaces import SpaceError, get_space
+
+from .storage import StorageError, is_uri, join, resolve_storage
+
+DEFAULTS: dict[str, Any] = dict(
+    space="aligned_loss", data=None, format=None, num_samples=8, max_epochs=4, grace_period=1,
+    reduction_factor=2.0, cpus_per_trial=1.0, gpus_per_trial=0.0, max_concurrent=2, max_failures=1,
+    address="local", storage="./experiments", name=None, resume=False, seed=0,
+    wandb_project="motion-retrieval-search", wandb=True, ensemble_top_k=5, smoke_test=False,
+)
+# --smoke-test: a whole search (ASHA, checkpoints, W&B, results) in well under a minute on CPU.
+SMOKE_DEFAULTS: dict[str, Any] = dict(
+    data="synthetic:n=200", num_samples=4, max_epochs=2, grace_period=1, reduction_factor=2.0,
+    max_concurrent=2, cpus_per_trial=1.0, ensemble_top_k=3,
+)
+SMOKE_OVERRIDES: dict[str, Any] = dict(
+    hidden_dim=64, latent_dim=64, num_layers=1, num_heads=2, ff_mult=2, max_frames=64,
+)
+# Config keys that have their own flag: setting them via --set would silently fight the flag.
+FLAG_OWNED_KEYS = {"epochs": "--max-epochs", "data": "--data", "format": "--format", "seed": "--seed"}
+# Flags that may differ on --resume (they do not change what the stored experiment computes).
+RESUME_FREE_FLAGS = {"resume", "name", "storage", "address", "ensemble_top_k"}
+
+
+class ArgsError(ValueError):
+    """A command-line flag that cannot be used; the message names the flag and the fix."""
+
+
+@dataclass(frozen=True)
+class SearchArgs:
+    space: str
+    data: str | None
+    format: str | None
+    num_samples: int
+    max_epochs: int
+    grace_period: int
+    reduction_factor: float
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int
+    max_failures: int
+    address: str
+    storage: str                   # absolute local path or a URI (s3://, gs://, ...)
+    name: str
+    resume: bool
+    seed: int
+    wandb_project: str
+    wandb: bool
+    ensemble_top_k: int
+    smoke_test: bool
+    overrides: tuple[tuple[str, Any], ...] = field(default=())  # typed fixed config values
+
+    @property
+    def experiment_path(self) -> str:
+        return join(self.storage, self.name)
+
+    @property
+    def is_local_storage(self) -> bool:
+        return not is_uri(self.storage)
+
+    @property
+    def fixed_overrides(self) -> dict[str, Any]:
+        return dict(self.overrides)
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["overrides"] = [list(kv) for kv in self.overrides]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "SearchArgs":
+        data = dict(data)
+        data["overrides"] = tuple(tuple(kv) for kv in data.get("overrides", ()))
+        return cls(**data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = DEFAULTS
+    ap = argparse.ArgumentParser(
+        prog="run_search.py",
+        description="Distributed hyper-parameter search for text-to-motion retrieval "
+                    "(Ray Tune + Optuna TPE + ASHA, optional W&B).")
+    ap.add_argument("--space", help=f"search space name (default {d['space']}); see --list-spaces")
+    ap.add_argument("--list-spaces", action="store_true", help="print the search spaces and exit")
+    ap.add_argument("--data", help="dataset spec: 'synthetic[:k=v,...]' or a path (default: the trainer's)")
+    ap.add_argument("--format", help="dataset loader name (default: auto-detect)")
+    ap.add_argument("--num-samples", type=int, help=f"trials to run (default {d['num_samples']})")
+    ap.add_argument("--max-epochs", type=int, help=f"epochs of a trial ASHA lets finish (default {d['max_epochs']})")
+    ap.add_argument("--grace-period", type=int, help=f"epochs before ASHA may stop a trial (default {d['grace_period']})")
+    ap.add_argument("--reduction-factor", type=float,
+                    help=f"ASHA keeps 1/factor of trials per rung (default {d['reduction_factor']:g})")
+    ap.add_argument("--cpus-per-trial", type=float, help=f"CPUs per trial (default {d['cpus_per_trial']:g})")
+    ap.add_argument("--gpus-per-trial", type=float,
+                    help="GPUs per trial; fractions share a GPU, e.g. 0.5 (default 0)")
+    ap.add_argument("--max-concurrent", type=int, help=f"trials running at once (default {d['max_concurrent']})")
+    ap.add_argument("--max-failures", type=int,
+                    help=f"retries of a crashed trial from its last checkpoint (default {d['max_failures']})")
+    ap.add_argument("--address", help="'local' (default: start Ray here), 'auto' or host:port of a cluster")
+    ap.add_argument("--storage", help="experiment root: a path, s3://bucket/dir or gs://bucket/dir "
+                                      f"(default {d['storage']})")
+    ap.add_argument("--name", help="experiment name (default '<space>-<timestamp>'); with --resume: which one")
+    ap.add_argument("--resume", action="store_true", help="continue the experiment --name in --storage")
+    ap.add_argument("--seed", type=int, help="seed of the sampler and of every trial (default 0)")
+    ap.add_argument("--wandb-project", help=f"W&B project (default {d['wandb_project']})")
+    ap.add_argument("--no-wandb", dest="wandb", action="store_false", default=None, help="turn W&B logging off")
+    ap.add_argument("--ensemble-top-k", type=int,
+                    help=f"build an ensemble of the top k trials after the search; 0 = off (default {d['ensemble_top_k']})")
+    ap.add_argument("--smoke-test", action="store_true", default=None,
+                    help="tiny CPU search in seconds: synthetic:n=200, 4 trials, 2 epochs, tiny model")
+    ap.add_argument("--set", dest="overrides", action="append", default=None, metavar="KEY=VALUE",
+                    help="fix a config key for every trial (repeatable), e.g. --set max_frames=120")
+    return ap
+
+
+def given_flags(ns: argparse.Namespace) -> dict[str, Any]:
+    """The flags the user actually typed (argparse leaves the others at None/False)."""
+    out = {k: v for k, v in vars(ns).items() if v is not None and k != "list_spaces"}
+    if not out.get("resume"):
+        out.pop("resume", None)
+    return out
+
+
+def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """['k=v', ...] -> typed (key, value) pairs, each checked against TrainConfig."""
+    raw: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ArgsError(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_frames=120.")
+        if key in FLAG_OWNED_KEYS:
+            raise ArgsError(f"--set {key}=...: '{key}' has its own flag; use {FLAG_OWNED_KEYS[key]} instead.")
+        raw[key] = value.strip()
+    if not raw:
+        return ()
+    try:  # from_flat checks names (with did-you-mean) and coerces '0.05' -> 0.05, 'true' -> True
+        typed = TrainConfig.from_flat({**default_flat(), **raw}).to_flat()
+    except ConfigError as e:
+        raise ArgsError(f"--set: {e}") from None
+    return tuple((k, typed[k]) for k in raw)
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_args(given: Mapping[str, Any], *, now: float | None = None) -> SearchArgs:
+    """Defaults (smoke-test ones if asked) + given flags -> validated SearchArgs."""
+    smoke = bool(given.get("smoke_test"))
+    values = {**DEFAULTS, **(SMOKE_DEFAULTS if smoke else {}),
+              **{k: v for k, v in given.items() if k != "overrides"}}
+    overrides = dict(parse_overrides(given.get("overrides") or ()))
+    if smoke:  # the user's --set wins over the tiny-model defaults
+        overrides = {**SMOKE_OVERRIDES, **overrides}
+    values["overrides"] = tuple(overrides.items())
+    try:
+        get_space(values["space"])
+    except SpaceError as e:
+        raise ArgsError(f"--space: {e}") from None
+    if values.get("name") is None:
+        if values.get("resume"):
+            raise ArgsError("--resume needs --name: the experiment to continue (a folder in --storage).")
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+        values["name"] = f"{'smoke-' if smoke else ''}{values['space']}-{stamp}"
+    args = SearchArgs(**values)
+    validate(args)
+    try:  # last: it creates the folder, which only a valid command should do
+        storage = resolve_storage(args.storage, check_writable=True)
+    except StorageError as e:
+        raise ArgsError(str(e)) from None
+    return dataclasses.replace(args, storage=storage)
+
+
+def validate(args: SearchArgs) -> None:
+    def need(cond: bool, flag: str, problem: str) -> None:
+        if not cond:
+            raise ArgsError(f"{flag}: {problem}")
+
+    need(args.num_samples >= 1, "--num-samples", f"{args.num_samples} must be >= 1.")
+    need(args.max_epochs >= 1, "--max-epochs", f"{args.max_epochs} must be >= 1.")
+    need(1 <= args.grace_period <= args.max_epochs, "--grace-period",
+         f"{args.grace_period} must be in [1, --max-epochs={args.max_epochs}] (ASHA cannot wait longer "
+         "than a trial lasts); lower it or raise --max-epochs.")
+    need(args.reduction_factor > 1, "--reduction-factor",
+         f"{args.reduction_factor:g} must be > 1 (ASHA keeps 1/factor of the trials at each rung).")
+    need(args.max_concurrent >= 1, "--max-concurrent", f"{args.max_concurrent} must be >= 1.")
+    need(args.max_failures >= 0, "--max-failures", f"{args.max_failures} must be >= 0.")
+    need(args.ensemble_top_k >= 0, "--ensemble-top-k", f"{args.ensemble_top_k} must be >= 0 (0 = off).")
+    need(args.cpus_per_trial > 0, "--cpus-per-trial", f"{args.cpus_per_trial:g} must be > 0.")
+    need(args.gpus_per_trial >= 0, "--gpus-per-trial", f"{args.gpus_per_trial:g} must be >= 0.")
+    need(args.gpus_per_trial <= 1 or float(args.gpus_per_trial).is_integer(), "--gpus-per-trial",
+         f"{args.gpus_per_trial:g}: fractions are allowed only below 1 (several trials share one GPU).")
+    need(args.name not in ("", ".", "..") and "/" not in args.name and "\\" not in args.name, "--name",
+         f"{args.name!r} must be a plain folder name (no '/').")
+    need(bool(args.wandb_project.strip()), "--wandb-project", "must not be empty.")
+    need(args.address == "local" or args.address == "auto" or ":" in args.address, "--address",
+         f"{args.address!r}: expected 'local', 'auto', host:port or ray://host:port.")
+    if args.address == "local":
+        cpus = available_cpus()
+        need(args.cpus_per_trial <= cpus, "--cpus-per-trial",
+             f"{args.cpus_per_trial:g} > the {cpus} CPU(s) of this machine; no trial could ever start. "
+             f"Use at most {cpus}, or --address to join a bigger cluster.")
+        if args.gpus_per_trial > 0:
+            gpus = visible_gpus()
+            need(gpus > 0 and args.gpus_per_trial <= gpus, "--gpus-per-trial",
+                 f"{args.gpus_per_trial:g} but this machine has {gpus} visible GPU(s); use 0 or --address.")
+    if args.is_local_storage and args.address != "local":
+        print(f"note: --storage {args.storage} is a local path; on a multi-node cluster every node must "
+              "see it (NFS), otherwise use s3:// or gs://.")
+
+
+def visible_gpus() -> int:
+    try:
+        import torch
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+def check_resume_compatible(stored: SearchArgs, given: Mapping[str, Any], *, storage: str) -> SearchArgs:
+    """--resume keeps the stored search; flags that would change it are an error, not a surprise."""
+    stored_json = stored.to_json()
+    for key, value in given.items():
+        if key in RESUME_FREE_FLAGS or key == "smoke_test":
+            continue
+        if key == "overrides":
+            new = set(parse_overrides(value)) - set(stored.overrides)
+            if new:
+                raise ArgsError(f"--set {sorted(new)} cannot change on --resume: experiment {stored.name!r} "
+                                f"runs with {list(stored.overrides)}. Start a new --name instead.")
+            continue
+        if stored_json.get(key) != value:
+            flag = "--" + key.replace("_", "-")
+            raise ArgsError(f"{flag} {value!r} cannot change on --resume: experiment {stored.name!r} was "
+                            f"started with {stored_json.get(key)!r}. Drop the flag, or start a new --name.")
+    free = {k: given[k] for k in ("address", "ensemble_top_k") if k in given}
+    resumed = dataclasses.replace(stored, **free, storage=storage, resume=True)
+    validate(resumed)
+    return resumed

@@ -1,0 +1,53 @@
+"""``run_search.py`` entry: flags -> SearchArgs (all validated before Ray starts) -> search.run."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from core.config import ConfigError
+from core.data.errors import DataError
+from spaces import list_spaces
+
+from . import storage
+from .args import ArgsError, build_parser, check_resume_compatible, given_flags, resolve_args, SearchArgs
+
+
+def format_spaces() -> str:
+    blocks = []
+    for name, doc in list_spaces().items():
+        body = "\n".join("    " + line if line else "" for line in doc.splitlines())
+        blocks.append(f"{name}\n{body}")
+    return "\n\n".join(blocks)
+
+
+def args_from_argv(argv: Sequence[str] | None = None) -> SearchArgs | None:
+    """Parsed + validated args; None when the command only lists spaces."""
+    ns = build_parser().parse_args(argv)
+    if ns.list_spaces:
+        print(format_spaces())
+        return None
+    given = given_flags(ns)
+    if not given.get("resume"):
+        return resolve_args(given)
+    # --resume: the stored flags define the search; the command line may only pick it.
+    located = resolve_args({k: given[k] for k in ("name", "storage", "resume") if k in given})
+    args_file = storage.join(located.experiment_path, storage.ARGS_FILE)
+    if not storage.exists(args_file):
+        raise ArgsError(f"--resume: no experiment {located.name!r} in {located.storage} "
+                        f"({args_file} is missing). Check --name/--storage.")
+    stored = SearchArgs.from_json(storage.read_json(args_file))
+    return check_resume_compatible(stored, given, storage=located.storage)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = args_from_argv(argv)
+        if args is None:
+            return 0
+        from .run import run  # imports ray: only once the flags are known to be good
+
+        outcome = run(args)
+    except (ArgsError, ConfigError, DataError) as e:  # bad flags, config values or data: no traceback
+        print(f"run_search.py: error: {e}", file=sys.stderr)
+        return 2
+    return 130 if outcome.interrupted else 0

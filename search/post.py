@@ -1,0 +1,121 @@
+"""After the search: results tables + leaderboard (results/), the Borda ensemble (results.ensemble), W&B summary.
+
+Both read the experiment directory from disk, so they run only for local (or mounted) storage;
+with s3:// or gs:// storage, run ``python -m results`` / ``run_ensemble.py`` on a synced copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .args import SearchArgs
+from .trial_config import METRIC, MODE
+
+
+@dataclass
+class SearchOutcome:
+    experiment_path: str
+    num_trials: int
+    num_errors: int
+    interrupted: bool
+    best_trial_id: str | None
+    best_config: dict[str, Any] | None
+    best_metrics: dict[str, Any] | None
+    best_checkpoint: str | None
+    leaderboard: str
+    results: Any = None           # results.ExperimentResults when results/ is available
+    ensemble: Any = None          # whatever ensemble.build_ensemble returned
+    wandb_summary_dir: str | None = None
+
+
+def best_from_grid(grid, trial_id: str | None = None) -> tuple[str | None, dict | None, dict | None, str | None]:
+    """(trial_id, config, metrics at its best epoch, best checkpoint) of the given trial, or of the
+    trial with the best-ever R@1 (scope='all': ASHA-stopped trials end on an early epoch)."""
+    scored = [r for r in grid if r.metrics and METRIC in r.metrics]
+    if not scored:
+        return None, None, None, None
+    if trial_id is not None:
+        best = next((r for r in scored if r.metrics.get("trial_id") == trial_id), None)
+        if best is None:
+            return None, None, None, None
+    else:
+        best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all", filter_nan_and_inf=True)
+    df = best.metrics_dataframe
+    metrics = dict(best.metrics)
+    if df is not None and METRIC in df:  # the epoch where R@1 peaked, not the last one
+        row = df.loc[df[METRIC].idxmax() if MODE == "max" else df[METRIC].idxmin()]
+        metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
+                   if not k.startswith("config/")}
+    checkpoint = None
+    if best.best_checkpoints:
+        key = (lambda cm: cm[1].get(METRIC, float("-inf")))
+        checkpoint = max(best.best_checkpoints, key=key)[0].path
+    return best.metrics.get("trial_id"), dict(best.config), metrics, checkpoint
+
+
+def leaderboard_from_grid(grid, top: int = 10) -> str:
+    """Plain-text top-N used only when results/ is not available."""
+    rows = []
+    for r in grid:
+        df = r.metrics_dataframe
+        if df is None or METRIC not in df or df[METRIC].isna().all():
+            continue
+        i = df[METRIC].idxmax()
+        rows.append((float(df.loc[i, METRIC]), float(df.loc[i].get("weighted_recall", float("nan"))),
+                     int(df["training_iteration"].max()), r.metrics.get("trial_id", "?")))
+    rows.sort(reverse=True)
+    lines = [f"{'rank':>4}  {'trial':<10} {'R@1':>7} {'wR':>7} {'epochs':>6}"]
+    lines += [f"{n:>4}  {tid:<10} {r1:7.2f} {wr:7.2f} {ep:>6}" for n, (r1, wr, ep, tid) in
+              enumerate(rows[:top], 1)]
+    return "\n".join(lines)
+
+
+def summarize(args: SearchArgs, grid, *, interrupted: bool) -> SearchOutcome:
+    trial_id, config, metrics, checkpoint = best_from_grid(grid)
+    outcome = SearchOutcome(
+        experiment_path=args.experiment_path, num_trials=len(grid), num_errors=grid.num_errors,
+        interrupted=interrupted, best_trial_id=trial_id, best_config=config, best_metrics=metrics,
+        best_checkpoint=checkpoint, leaderboard="")
+    if interrupted:
+        outcome.leaderboard = leaderboard_from_grid(grid)
+        print(outcome.leaderboard)
+        return outcome
+    res = None
+    if args.is_local_storage:
+        import results
+
+        try:  # prints its leaderboard, tables and plot paths
+            res = results.write_results(Path(args.experiment_path))
+        except results.ResultsError as e:  # e.g. no trial finished an epoch
+            print(f"results: {e}")
+    if res is not None:  # results/ ranks the trials (ties included); follow its choice
+        outcome.results = res
+        outcome.leaderboard = res.leaderboard_text
+        trial_id, config, metrics, checkpoint = best_from_grid(grid, res.best_trial_id)
+        outcome.best_trial_id = res.best_trial_id
+        outcome.best_config = dict(res.best_config) if res.best_config else config
+        outcome.best_metrics = metrics or outcome.best_metrics
+        outcome.best_checkpoint = str(res.best_checkpoint) if res.best_checkpoint else checkpoint
+    else:
+        if not args.is_local_storage:
+            print("note: Parquet tables and plots skipped for cloud storage; run `python -m results` on a synced copy.")
+        outcome.leaderboard = leaderboard_from_grid(grid)
+        print(outcome.leaderboard)
+    if args.ensemble_top_k > 0:
+        if not args.is_local_storage:
+            print("note: --ensemble-top-k skipped for cloud storage; run `run_ensemble.py` on a synced copy.")
+        elif res is None:
+            print("note: no ensemble: no trial finished an epoch.")
+        else:
+            from results.ensemble import build_ensemble
+
+            outcome.ensemble = build_ensemble(Path(args.experiment_path), top_k=args.ensemble_top_k)
+    return outcome
+
+
+def similarity_png(args: SearchArgs) -> Path | None:
+    if not args.is_local_storage:
+        return None
+    png = Path(args.experiment_path) / "plots" / "best_similarity.png"
+    return png if png.is_file() else None

@@ -1,0 +1,88 @@
+"""Where experiments live: a local folder or a cloud URI (s3://, gs://), read/written via pyarrow.fs.
+
+Tune itself accepts both as ``RunConfig(storage_path=...)``; this module only resolves and checks
+the root and stores the small JSON file that lets ``--resume`` rebuild the exact search.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+URI_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "file")
+ARGS_FILE = "search_args.json"
+
+
+class StorageError(ValueError):
+    """A storage root that cannot hold experiments."""
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def join(storage: str, name: str) -> str:
+    return f"{storage.rstrip('/')}/{name}" if is_uri(storage) else str(Path(storage) / name)
+
+
+def resolve_storage(storage: str, *, check_writable: bool = True) -> str:
+    """A path -> absolute, created and writable; a URI -> checked for a known scheme."""
+    if is_uri(storage):
+        scheme = storage.split("://", 1)[0].lower()
+        if scheme not in URI_SCHEMES:
+            raise StorageError(f"--storage {storage!r}: unsupported scheme '{scheme}://'. Use a local "
+                               "path, s3://bucket/dir or gs://bucket/dir.")
+        if scheme == "file":
+            return resolve_storage(storage.split("://", 1)[1], check_writable=check_writable)
+        return storage.rstrip("/")
+    root = Path(storage).expanduser().resolve()
+    if check_writable:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+                pass
+        except OSError as e:
+            raise StorageError(f"--storage {storage!r}: cannot write to {root} ({e.strerror or e}). "
+                               "Pick a writable folder or fix its permissions.") from None
+    return str(root)
+
+
+def _filesystem(path: str):
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(path)
+
+
+def write_json(path: str, data: Any) -> None:
+    """Write JSON atomically (local: temp file + os.replace; cloud object stores are atomic per put)."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    if not is_uri(path):
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, target)
+        return
+    fs, inner = _filesystem(path)
+    with fs.open_output_stream(inner) as f:
+        f.write(text.encode())
+
+
+def read_json(path: str) -> Any:
+    if not is_uri(path):
+        return json.loads(Path(path).read_text())
+    fs, inner = _filesystem(path)
+    with fs.open_input_stream(inner) as f:
+        return json.loads(f.read().decode())
+
+
+def exists(path: str) -> bool:
+    if not is_uri(path):
+        return Path(path).exists()
+    import pyarrow.fs
+
+    fs, inner = _filesystem(path)
+    return fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound

@@ -1,0 +1,67 @@
+"""The Tune function trainable: one trial = one ``core.train.train_retrieval`` call.
+
+``core`` knows nothing about Ray: the adapter hands it a reporter that turns each epoch's
+(metrics, checkpoint_dir) into ``tune.report`` and resumes from ``tune.get_checkpoint()`` so a
+restored or retried trial continues at its next epoch instead of epoch 1.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ray import tune
+
+from .args import SearchArgs
+
+
+class TuneReporter:
+    """``reporter(metrics, checkpoint_dir)`` for train_retrieval; remembers the last epoch."""
+
+    def __init__(self) -> None:
+        self.last_epoch = 0
+
+    def __call__(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        self.last_epoch = int(metrics.get("epoch", self.last_epoch + 1))
+        # tune.report copies the directory into the trial's storage before returning, so the
+        # trainer may delete it right after.
+        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        tune.report(dict(metrics), checkpoint=checkpoint)
+
+    def report_divergence(self, error: BaseException) -> None:
+        """A NaN/inf loss is a property of the config: report it as a useless model (R@1 = 0) so
+        TPE learns to avoid the region, instead of an error that FailureConfig would retry."""
+        print(f"trial diverged after epoch {self.last_epoch}: {error}", flush=True)
+        tune.report({"epoch": self.last_epoch + 1, "recall_at_1": 0.0, "weighted_recall": 0.0,
+                     "diverged": 1.0})
+
+
+def train_trial(config: dict[str, Any], shared: Any = None) -> None:
+    """Tune entry point; ``shared`` is the corpus + frozen text features from the object store."""
+    from core import train as core_train  # the worker imports torch here, not at unpickling
+
+    reporter = TuneReporter()
+    nonfinite = getattr(core_train, "NonFiniteLossError", None)
+    checkpoint = tune.get_checkpoint()
+    try:
+        if checkpoint is None:
+            core_train.train_retrieval(dict(config), reporter, shared=shared)
+        else:
+            # Local storage: the stored folder itself; cloud: a temp download kept for the call.
+            with checkpoint.as_directory() as checkpoint_dir:
+                core_train.train_retrieval(dict(config), reporter, shared=shared,
+                                           resume_from=checkpoint_dir)
+    except Exception as e:
+        if nonfinite is not None and isinstance(e, nonfinite):
+            reporter.report_divergence(e)
+            return
+        raise
+
+
+def trial_resources(args: SearchArgs) -> dict[str, float]:
+    return {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
+
+
+def build_trainable(args: SearchArgs, shared: Any) -> Callable:
+    """with_parameters puts ``shared`` into the object store ONCE; every trial gets a reference."""
+    trainable = tune.with_parameters(train_trial, shared=shared)
+    return tune.with_resources(trainable, trial_resources(args))
+

@@ -1,0 +1,94 @@
+"""Tuner construction: Optuna TPE (define-by-run space) + ConcurrencyLimiter + ASHA + RunConfig.
+
+metric/mode are given to the searcher and the scheduler themselves, NOT to TuneConfig: Tune
+refuses a metric in TuneConfig when the scheduler already has one, and the define-by-run
+OptunaSearch must know it at construction (it creates its study then).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from spaces import get_space
+
+from .args import SearchArgs
+from .trial_config import METRIC, MODE, make_sampler
+
+PROGRESS_METRICS = {"epoch": "epoch", "recall_at_1": "R@1", "weighted_recall": "wR",
+                    "recall_at_5": "R@5", "medr": "MedR"}
+
+
+def trial_dirname(trial: Trial) -> str:
+    # The default name embeds the whole config: with ~45 flat keys it exceeds filesystem limits.
+    return f"trial_{trial.trial_id}"
+
+
+def trial_name(trial: Trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def build_search_alg(args: SearchArgs) -> ConcurrencyLimiter:
+    searcher = OptunaSearch(space=get_space(args.space), metric=METRIC, mode=MODE,
+                            sampler=make_sampler(args))
+    return ConcurrencyLimiter(searcher, max_concurrent=args.max_concurrent)
+
+
+def build_scheduler(args: SearchArgs) -> ASHAScheduler:
+    # training_iteration == epochs: the trainer reports exactly once per epoch.
+    return ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE,
+                         max_t=args.max_epochs, grace_period=args.grace_period,
+                         reduction_factor=args.reduction_factor)
+
+
+def build_progress_reporter(args: SearchArgs, param_columns: Sequence[str]) -> tune.CLIReporter:
+    return tune.CLIReporter(
+        metric_columns=dict(PROGRESS_METRICS),
+        parameter_columns=list(param_columns)[:8],
+        metric=METRIC, mode=MODE, sort_by_metric=True, total_samples=args.num_samples,
+        max_report_frequency=10 if args.smoke_test else 30, max_column_length=12)
+
+
+def build_run_config(args: SearchArgs, *, callbacks: list, param_columns: Sequence[str]) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=args.name,
+        storage_path=args.storage,
+        # The latest checkpoint is always kept too (for restore); num_to_keep counts the best.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC,
+                                                checkpoint_score_order=MODE),
+        failure_config=tune.FailureConfig(max_failures=args.max_failures),
+        callbacks=callbacks,
+        progress_reporter=build_progress_reporter(args, param_columns),
+        verbose=1,
+    )
+
+
+def build_tuner(args: SearchArgs, trainable: Callable, *, base_config: dict[str, Any],
+                callbacks: list, param_columns: Sequence[str]) -> tune.Tuner:
+    return tune.Tuner(
+        trainable,
+        # Constants only: the searcher's sample is merged over them, so a trial's config is
+        # the full flat TrainConfig dict.
+        param_space=dict(base_config),
+        tune_config=tune.TuneConfig(
+            search_alg=build_search_alg(args),
+            scheduler=build_scheduler(args),
+            num_samples=args.num_samples,
+            # A finished trial's worker (torch + core already imported) runs the next trial.
+            reuse_actors=True,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=build_run_config(args, callbacks=callbacks, param_columns=param_columns),
+    )
+
+
+def restore_tuner(args: SearchArgs, trainable: Callable) -> tune.Tuner:
+    """Continue a stored experiment: unfinished trials resume from their last checkpoint, errored
+    ones are retried from theirs, and the Optuna searcher continues from its saved study."""
+    return tune.Tuner.restore(args.experiment_path, trainable=trainable,
+                              resume_unfinished=True, resume_errored=True)

@@ -1,0 +1,300 @@
+"""run_search / search: flag validation, Optuna wiring, and REAL small Ray Tune searches (ASHA, W&B
+offline, best config, SIGINT + --resume)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from search import ArgsError, main, resolve_args, run
+from search.args import SMOKE_OVERRIDES, check_resume_compatible
+from spaces import get_space, sample_space
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------- flags (no Ray)
+
+@pytest.mark.parametrize("flags, flag_in_message", [
+    ({"grace_period": 7, "max_epochs": 6}, "--grace-period"),
+    ({"space": "no_such_space"}, "--space"),
+    ({"max_concurrent": 0}, "--max-concurrent"),
+    ({"num_samples": 0}, "--num-samples"),
+    ({"reduction_factor": 1.0}, "--reduction-factor"),
+    ({"cpus_per_trial": 10_000}, "--cpus-per-trial"),
+    ({"gpus_per_trial": 1.5}, "--gpus-per-trial"),
+    ({"address": "nowhere"}, "--address"),
+    ({"name": "a/b"}, "--name"),
+    ({"overrides": ["temprature=0.1"]}, "temperature"),        # did-you-mean from TrainConfig
+    ({"overrides": ["epochs=3"]}, "--max-epochs"),             # owned by a flag
+    ({"overrides": ["lr"]}, "KEY=VALUE"),
+    ({"resume": True}, "--name"),
+    ({"storage": "ftp://host/dir"}, "--storage"),
+])
+def test_bad_flags_fail_before_ray_with_the_flag_named(tmp_path, flags, flag_in_message):
+    given = {"storage": str(tmp_path), **flags}
+    with pytest.raises(ArgsError) as err:
+        resolve_args(given)
+    assert flag_in_message in str(err.value)
+
+
+def test_unwritable_storage_is_rejected(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ArgsError, match="--storage"):
+        resolve_args({"storage": str(blocker / "experiments")})
+
+
+def test_defaults_smoke_defaults_and_typed_overrides(tmp_path):
+    args = resolve_args({"storage": str(tmp_path)})
+    assert (args.space, args.num_samples, args.address) == ("aligned_loss", 8, "local")
+    assert args.grace_period <= args.max_epochs and args.name.startswith("aligned_loss-")
+    assert Path(args.storage).is_absolute() and args.experiment_path == str(tmp_path / args.name)
+
+    smoke = resolve_args({"storage": str(tmp_path), "smoke_test": True, "max_epochs": 3,
+                          "overrides": ["hidden_dim=128", "learn_temperature=true"]})
+    assert smoke.data == "synthetic:n=200" and smoke.max_epochs == 3  # a given flag beats smoke defaults
+    fixed = smoke.fixed_overrides
+    assert fixed["hidden_dim"] == 128 and fixed["learn_temperature"] is True  # typed, user wins
+    assert fixed["max_frames"] == SMOKE_OVERRIDES["max_frames"]
+
+
+def test_resume_refuses_flags_that_change_the_search(tmp_path):
+    stored = resolve_args({"storage": str(tmp_path), "name": "exp1", "num_samples": 4})
+    same = check_resume_compatible(stored, {"resume": True, "name": "exp1", "num_samples": 4,
+                                            "ensemble_top_k": 0}, storage=stored.storage)
+    assert same.resume and same.num_samples == 4 and same.ensemble_top_k == 0
+    with pytest.raises(ArgsError, match="--space"):
+        check_resume_compatible(stored, {"resume": True, "space": "temos"}, storage=stored.storage)
+
+
+def test_list_spaces_prints_names_and_docs(capsys):
+    assert main(["--list-spaces"]) == 0
+    out = capsys.readouterr().out
+    for name in ("aligned_loss", "architecture", "temos", "infonce", "full"):
+        assert f"\n{name}\n" in f"\n{out}"
+    assert "log-uniform [0.02, 0.2]" in out
+
+
+def test_resume_of_a_missing_experiment_is_a_clear_error(tmp_path, capsys):
+    assert main(["--resume", "--name", "never-ran", "--storage", str(tmp_path)]) == 2
+    assert "no experiment 'never-ran'" in capsys.readouterr().err
+
+
+def test_ray_optuna_search_builds_configs_like_sample_space():
+    """Ray's OptunaSearch merges suggested params with the returned fixed values, as sample_space does."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    for name in ("architecture", "full"):
+        searcher = OptunaSearch(space=get_space(name), metric="recall_at_1", mode="max",
+                                sampler=optuna.samplers.TPESampler(seed=3))
+        ray_config = searcher.suggest("t1")
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3))
+        assert ray_config == sample_space(get_space(name), study.ask())
+
+
+# ---------------------------------------------------------------- real searches
+
+def trials_of(experiment: str):
+    from ray.tune import ExperimentAnalysis
+
+    return ExperimentAnalysis(experiment).trials
+
+
+def history_of(trial_dir: Path, key: str) -> list:
+    lines = (Path(trial_dir) / "result.json").read_text().splitlines()
+    return [json.loads(line)[key] for line in lines if line.strip()]
+
+
+def epochs_of(trial_dir: Path) -> list[int]:
+    return history_of(trial_dir, "epoch")
+
+
+@pytest.fixture(scope="module")
+def aligned_search(ray_local, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("experiments")
+    # One trial at a time: TPE's suggestions and ASHA's rung comparisons then happen in a fixed
+    # order, and the seeded trainer is deterministic, so whether ASHA stops a trial is too.
+    args = resolve_args({"space": "aligned_loss", "smoke_test": True, "num_samples": 6, "max_epochs": 3,
+                         "grace_period": 1, "reduction_factor": 2, "max_concurrent": 1,
+                         "storage": str(storage), "name": "asha-aligned", "ensemble_top_k": 0})
+    return args, run(args)
+
+
+def test_asha_stops_a_weak_trial_early(aligned_search):
+    args, outcome = aligned_search
+    trials = trials_of(outcome.experiment_path)
+    assert len(trials) == 6 and outcome.num_errors == 0 and not outcome.interrupted
+    assert all(t.status == "TERMINATED" for t in trials)
+    iters = sorted(t.last_result["training_iteration"] for t in trials)
+    assert iters[0] < args.max_epochs, f"ASHA stopped nothing: {iters}"
+    assert iters[-1] == args.max_epochs, f"no trial reached max_t: {iters}"
+    for t in trials:  # one report per epoch: training_iteration == epoch
+        assert t.last_result["epoch"] == t.last_result["training_iteration"]
+
+
+def test_best_config_and_checkpoint_are_retrievable(aligned_search):
+    args, outcome = aligned_search
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(outcome.experiment_path)
+    best_r1 = {t.trial_id: max(history_of(t.path, "recall_at_1")) for t in analysis.trials}
+    assert outcome.best_metrics["recall_at_1"] == pytest.approx(max(best_r1.values()))
+    assert best_r1[outcome.best_trial_id] == pytest.approx(max(best_r1.values()))  # ties allowed
+    chosen = next(t for t in analysis.trials if t.trial_id == outcome.best_trial_id)
+    assert chosen.config["loss"] == "aligned" and chosen.config["epochs"] == args.max_epochs
+    for key in ("temperature", "mse_weight", "uniformity_weight", "lr", "batch_size"):
+        assert outcome.best_config[key] == pytest.approx(chosen.config[key])
+    assert (Path(outcome.best_checkpoint) / "checkpoint.pt").is_file()
+    assert (Path(outcome.experiment_path) / "search_args.json").is_file()
+
+
+def test_wandb_offline_writes_one_run_per_trial_and_a_summary(aligned_search):
+    args, outcome = aligned_search
+    runs = sorted((Path(outcome.experiment_path) / "wandb").glob("offline-run-*"))
+    trial_ids = {t.trial_id for t in trials_of(outcome.experiment_path)}
+    run_ids = {r.name.rsplit("-", 1)[-1] for r in runs}
+    assert trial_ids <= run_ids and len(runs) == len(trial_ids) + 1  # + the summary run
+    for r in runs:
+        assert list(r.glob("run-*.wandb")), f"{r} has no run data"
+    summary = Path(outcome.wandb_summary_dir).parent
+    if (Path(outcome.experiment_path) / "plots" / "best_similarity.png").is_file():
+        assert list(summary.glob("files/media/images/best_similarity*.png"))
+
+
+def test_second_space_runs_with_wandb_off(ray_local, tmp_path):
+    args = resolve_args({"space": "temos", "smoke_test": True, "num_samples": 4, "max_epochs": 2,
+                         "storage": str(tmp_path), "name": "temos", "wandb": False, "ensemble_top_k": 0})
+    outcome = run(args)
+    trials = trials_of(outcome.experiment_path)
+    assert len(trials) == 4 and all(t.status == "TERMINATED" for t in trials)
+    assert all(t.config["vae"] is True and t.config["loss"] == "temos" for t in trials)
+    assert all(t.config["max_frames"] == SMOKE_OVERRIDES["max_frames"] for t in trials)
+    assert not (Path(outcome.experiment_path) / "wandb").exists()
+    assert outcome.best_config["loss"] == "temos"
+
+
+def test_sigint_then_resume_completes_every_trial_once(tmp_path):
+    """Interrupt a real driver mid-search like Ctrl+C, then --resume: every trial finishes, none runs
+    twice, and an interrupted trial continues from its last registered checkpoint."""
+    name, samples, epochs = "interrupted", 3, 5
+    cmd = [sys.executable, str(REPO / "run_search.py"), "--storage", str(tmp_path), "--name", name]
+    # W&B stays on: its per-trial logging actors must not keep the interrupted driver waiting.
+    first = subprocess.Popen(cmd + ["--smoke-test", "--num-samples", str(samples),
+                                    "--max-epochs", str(epochs), "--grace-period", str(epochs),
+                                    "--max-concurrent", "1", "--ensemble-top-k", "0"],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    exp = tmp_path / name
+    deadline = time.monotonic() + 120
+    # Interrupt once some trial has saved its SECOND epoch: by then the driver has registered its
+    # first checkpoint, and the trial is still mid-way through its 5 epochs.
+    while time.monotonic() < deadline and not list(exp.glob("trial_*/checkpoint_000001")):
+        assert first.poll() is None, first.communicate()[0][-3000:]
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    out1, _ = first.communicate(timeout=90)
+    assert first.returncode == 130, out1[-3000:]
+    assert "--resume --name interrupted" in out1
+    before = {t.trial_id: t.last_result.get("training_iteration", 0) for t in trials_of(str(exp))}
+    assert sum(before.values()) < samples * epochs  # really interrupted mid-search
+
+    second = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
+    trials = trials_of(str(exp))
+    assert len(trials) == samples and len({t.trial_id for t in trials}) == samples
+    assert set(before) <= {t.trial_id for t in trials}
+    resumed = [tid for tid, it in before.items() if 0 < it < epochs]
+    assert resumed, f"no trial was stopped mid-way: {before}"
+    for t in trials:
+        assert t.status == "TERMINATED" and t.last_result["training_iteration"] == epochs
+        seen = epochs_of(Path(t.path))
+        if t.trial_id not in resumed:
+            assert seen == list(range(1, epochs + 1)), (t.trial_id, seen)
+            continue
+        # Restored from its checkpoint, not retrained from epoch 1. Tune logs a result before it
+        # registers that epoch's checkpoint, so a Ctrl+C in between makes the resumed trial redo
+        # that one epoch (results/ keeps the later report): at most one epoch may repeat.
+        assert sorted(set(seen)) == list(range(1, epochs + 1)), (t.trial_id, seen)
+        assert seen.count(1) == 1 and len(seen) - len(set(seen)) <= 1, (t.trial_id, seen)
+        assert history_of(t.path, "iterations_since_restore")[-1] < epochs
+    wandb_trials = {r.name.rsplit("-", 1)[-1] for r in (exp / "wandb").glob("offline-run-*")}
+    assert {t.trial_id for t in trials} <= wandb_trials
+
+
+# ---------------------------------------------------------------- trainable adapter (no Ray)
+
+class FakeCoreTrain:
+    """Stands in for core.train inside train_trial: replays epochs, optionally diverging."""
+
+    class NonFiniteLossError(RuntimeError):
+        pass
+
+    def __init__(self, epochs: int, diverge_after: int | None = None, error: Exception | None = None):
+        self.epochs, self.diverge_after, self.error = epochs, diverge_after, error
+        self.calls: list[dict] = []
+
+    def train_retrieval(self, config, reporter, *, shared=None, resume_from=None):
+        self.calls.append({"config": config, "shared": shared, "resume_from": resume_from})
+        for epoch in range(1, self.epochs + 1):
+            if self.error is not None:
+                raise self.error
+            if self.diverge_after is not None and epoch > self.diverge_after:
+                raise self.NonFiniteLossError(f"loss is nan at epoch {epoch}")
+            reporter({"epoch": epoch, "recall_at_1": 10.0 * epoch}, None)
+
+
+@pytest.fixture
+def adapter(monkeypatch):
+    """train_trial with core.train and ray.tune's session functions replaced by recorders."""
+    import core
+    from search import trainable
+
+    reports: list[dict] = []
+    state = {"checkpoint": None}
+
+    def install(fake: FakeCoreTrain):
+        monkeypatch.setitem(sys.modules, "core.train", fake)
+        monkeypatch.setattr(core, "train", fake, raising=False)
+        monkeypatch.setattr(trainable.tune, "report",
+                            lambda metrics, checkpoint=None: reports.append(dict(metrics)))
+        monkeypatch.setattr(trainable.tune, "get_checkpoint", lambda: state["checkpoint"])
+        return trainable.train_trial
+
+    return install, reports, state
+
+
+def test_divergence_is_reported_as_a_useless_model_not_an_error(adapter):
+    install, reports, _ = adapter
+    train_trial = install(FakeCoreTrain(epochs=5, diverge_after=2))
+    train_trial({"lr": 0.5}, shared="SHARED")
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    assert reports[-1]["recall_at_1"] == 0.0 and reports[-1]["diverged"] == 1.0
+
+
+def test_other_trainer_errors_propagate_for_failure_config(adapter):
+    install, reports, _ = adapter
+    train_trial = install(FakeCoreTrain(epochs=3, error=MemoryError("out of memory")))
+    with pytest.raises(MemoryError):
+        train_trial({}, shared=None)
+    assert reports == []
+
+
+def test_restored_trial_resumes_from_tunes_checkpoint(adapter, tmp_path):
+    from ray import tune
+
+    install, reports, state = adapter
+    fake = FakeCoreTrain(epochs=1)
+    train_trial = install(fake)
+    (tmp_path / "checkpoint.pt").write_bytes(b"state")
+    state["checkpoint"] = tune.Checkpoint.from_directory(str(tmp_path))
+    train_trial({"lr": 1e-4}, shared="SHARED")
+    call = fake.calls[0]
+    assert call["shared"] == "SHARED" and call["config"] == {"lr": 1e-4}
+    assert (Path(call["resume_from"]) / "checkpoint.pt").read_bytes() == b"state"
