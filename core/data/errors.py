@@ -1,15 +1,8 @@
 """One error type for everything wrong with input data."""
 from __future__ import annotations
 
-from pathlib import Path
+from ..errors import ClearError
 
 
-class DataError(ValueError):
+class DataError(ClearError):
     """Bad input data: says what is wrong, where (file), and how to fix it."""
-
-    def __init__(self, problem: str, where: str | Path | None = None, fix: str | None = None):
-        self.problem, self.where, self.fix = problem, (str(where) if where is not None else None), fix
-        msg = f"{self.where}: {problem}" if self.where else problem
-        if fix:
-            msg += f" Fix: {fix}"
-        super().__init__(msg)
