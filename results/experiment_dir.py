@@ -22,6 +22,12 @@ Ray 2.60 layout (learned from real runs, see tests/results/test_results.py):
                       report to its folder; CheckpointConfig(num_to_keep=...) deletes the others
         error.txt     per failure: "Failure # N (occurred at <date>)\\n<str(exception)>\\n" (appended)
         error.pkl     the cloudpickled exception (not loaded: unpickling runs code and needs Ray)
+
+A trial folder that the newest experiment state does not list is either new (the live driver has not saved
+it yet: its status is inferred from the folder) or ABANDONED: it was started by an earlier driver session that
+died before saving it (SIGKILL, lost head node), so the resumed session never heard of it and its searcher
+suggested a new trial in its place.  The newest state's "stats": {"start_time"} (when that driver session
+began) tells the two apart.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TRIAL_ID_IN_DIRNAME = re.compile(r"_([0-9a-f]{5}_\d{5}|[0-9a-f]{8})(?:_\d+_|$)")  # Ray's or 'trial_<id>' 
 _FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)\s*$", re.MULTILINE)
 MAX_ERROR_CHARS = 2000
+ABANDONED = "ABANDONED"  # not a Tune status: see the module doc
 
 
 @dataclass
@@ -78,7 +85,7 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
 
     warnings: list[str] = []
     state_file = _newest_state_file(path)
-    state = _read_state(state_file, warnings) if state_file else {}
+    state, session_start = _read_state(state_file, warnings) if state_file else ({}, None)
     dirs = _trial_dirs(path)
     if not state and not dirs:
         nested = sorted(p.name for p in path.iterdir() if p.is_dir() and any(p.glob(STATE_GLOB)))
@@ -103,10 +110,18 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
         if trial_id is None or trial_id in trials:
             warnings.append(f"skipped folder {trial_dir.name}: cannot tell which trial it belongs to.")
             continue
-        if state_file is not None:
+        record = _merge(trial_id, {}, trial_dir, warnings, rows=rows, in_state=False)
+        if state_file is not None and session_start is not None and _started_at(trial_dir, rows) < session_start:
+            record.status = ABANDONED
+            record.error = (f"abandoned: started by an earlier driver session that stopped before saving it to the "
+                            f"experiment state; the resumed search ({state_file.name}) never continued it and ran "
+                            "a new trial in its place. Its epochs are kept, it is not ranked.")
+            warnings.append(f"trial {trial_id} was abandoned by a driver that died before saving it (not in "
+                            f"{state_file.name}); listed with status {ABANDONED}, not ranked.")
+        elif state_file is not None:
             warnings.append(f"trial {trial_id} is not in {state_file.name} (the driver stopped before saving "
                             "it); its status is inferred from its folder.")
-        trials[trial_id] = _merge(trial_id, {}, trial_dir, warnings, rows=rows, in_state=False)
+        trials[trial_id] = record
     return ExperimentDir(path=path, state_file=state_file,
                          trials=[trials[k] for k in sorted(trials)], warnings=warnings)
 
@@ -117,14 +132,16 @@ def _newest_state_file(path: Path) -> Path | None:
     return files[-1] if files else None
 
 
-def _read_state(state_file: Path, warnings: list[str]) -> dict[str, dict[str, Any]]:
-    """trial_id -> merged trial + run-metadata dict from one experiment_state file."""
+def _read_state(state_file: Path, warnings: list[str]) -> tuple[dict[str, dict[str, Any]], float | None]:
+    """(trial_id -> merged trial + run-metadata dict, start time of the driver session) of one state file."""
     try:
         data = json.loads(state_file.read_text())
         entries = data["trial_data"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         warnings.append(f"could not read {state_file.name} ({exc}); trial statuses are inferred from folders.")
-        return {}
+        return {}, None
+    stats = data.get("stats")
+    session_start = _as_float(stats.get("start_time")) if isinstance(stats, dict) else None
     state: dict[str, dict[str, Any]] = {}
     for entry in entries:
         try:
@@ -133,7 +150,16 @@ def _read_state(state_file: Path, warnings: list[str]) -> dict[str, dict[str, An
             state[str(trial["trial_id"])] = {**meta, **trial}
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             warnings.append(f"skipped an unreadable trial entry in {state_file.name}: {exc}")
-    return state
+    return state, session_start
+
+
+def _started_at(trial_dir: Path, rows: list[dict[str, Any]]) -> float:
+    """When the trial started: Tune writes params.json once per (re)start of a trial."""
+    params = trial_dir / "params.json"
+    if params.is_file():
+        return params.stat().st_mtime
+    stamps = [r["timestamp"] for r in rows if _as_float(r.get("timestamp")) is not None]
+    return float(min(stamps)) if stamps else trial_dir.stat().st_mtime
 
 
 def _trial_dirs(path: Path) -> list[Path]:
@@ -208,16 +234,16 @@ def _merge(trial_id: str, entry: dict[str, Any], trial_dir: Path | None, warning
 
 def _infer_status(trial_dir: Path | None, rows: list[dict[str, Any]], config: dict[str, Any],
                   error_text: str | None) -> str:
-    """Best guess for a trial the experiment state does not list (the driver died before saving it)."""
-    if error_text and trial_dir is not None:
-        result, error = trial_dir / "result.json", trial_dir / "error.txt"
-        # Ray appends to error.txt right after the failing report; a restored trial reports again later.
-        recovered = result.is_file() and error.is_file() and result.stat().st_mtime > error.stat().st_mtime
-        if not recovered:
-            return "ERROR"
+    """Best guess for a trial the experiment state does not list (the driver died before saving it).
+
+    A trial that reached its end after a failure was recovered (TERMINATED); otherwise a failure
+    on record means ERROR.  File mtimes cannot order the two: Ray writes result.json lazily.
+    """
     epochs = config.get("epochs")
-    finished = rows and (rows[-1].get("done") is True  # ASHA's stop / max_t marks the last report done
-                         or (isinstance(epochs, int) and rows[-1]["epoch"] >= epochs))
+    finished = bool(rows) and (rows[-1].get("done") is True  # ASHA's stop / max_t marks the last report done
+                               or (isinstance(epochs, int) and rows[-1]["epoch"] >= epochs))
+    if error_text and trial_dir is not None and not finished:
+        return "ERROR"
     return "TERMINATED" if finished else "RUNNING"  # started (it has a folder), never finished as far as we know
 
 

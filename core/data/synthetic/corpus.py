@@ -275,7 +275,7 @@ def motion_features(m: SyntheticMotion, fps: float) -> np.ndarray:
     return joints_to_features(m.joints, fps)
 
 
-def generate_synthetic(n: int = 2000, people: int = 2, seed: int = 0, fps: float = 20.0) -> RawCorpus:
+def generate_synthetic(n: int = 1500, people: int = 2, seed: int = 0, fps: float = 20.0) -> RawCorpus:
     """The embedded text-motion corpus: n motions of 1 person (joints22 features, D=137) or
     2 people (interaction features, D=396), 2-10 s each, 2-4 captions per motion."""
     if people not in (1, 2):
