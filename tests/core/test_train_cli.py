@@ -1,0 +1,39 @@
+"""``python -m core.train``: the standalone entry point, end to end in a subprocess."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "core.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_smoke_test_writes_metrics_and_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    proc = run("--smoke-test", "--out", str(out), "--set", "loss=aligned")
+    assert proc.returncode == 0, proc.stderr
+    history = json.loads((out / "metrics.json").read_text())
+    assert [m["epoch"] for m in history] == [1, 2]
+    assert "loss_uniformity" in history[0] and "recall_at_1" in history[0]
+    for sub in ("best", "last"):
+        assert {p.name for p in (out / sub).iterdir()} == {"checkpoint.pt", "config.json", "embeddings.npz"}
+    assert "recall_at_1" in proc.stderr + proc.stdout  # the per-epoch table header
+    # continue the same run for one more epoch from its last checkpoint
+    proc = run("--smoke-test", "--out", str(out), "--set", "loss=aligned", "--epochs", "3",
+               "--resume", str(out / "last"))
+    assert proc.returncode == 0, proc.stderr
+    assert [m["epoch"] for m in json.loads((out / "metrics.json").read_text())] == [1, 2, 3]
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path):
+    for args, expected in ((["--set", "temprature=0.1"], "did you mean 'temperature'"),
+                           (["--set", "lr"], "is not key=value"),
+                           (["--data", str(tmp_path / "missing")], "does not exist")):
+        proc = run("--smoke-test", "--out", str(tmp_path / "x"), *args)
+        assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
