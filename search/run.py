@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from . import storage
-from .args import ArgsError, SearchArgs, available_cpus
-from .post import SearchOutcome, similarity_png, summarize
+from .args import ArgsError, SearchArgs
+from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
+from .post import SearchOutcome, finished_search, similarity_png, summarize
 from .trainable import build_trainable
 from .trial_config import METRIC, preflight
 from .tuner import build_tuner, restore_tuner
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# Never ship these to cluster workers with the code.
-RUNTIME_EXCLUDES = [".git", "experiments", "**/__pycache__", ".venv", "*.parquet", "*.ckpt", "*.pt"]
 
 
 def check_experiment_location(args: SearchArgs) -> None:
@@ -24,47 +20,13 @@ def check_experiment_location(args: SearchArgs) -> None:
     path = args.experiment_path
     if args.resume:
         if not tune.Tuner.can_restore(path):
-            raise ArgsError(f"--resume: no experiment to continue at {path} (no experiment state "
-                            "there). Check --name/--storage, or drop --resume to start a new one.")
+            # search_args.json exists (the CLI checked): the driver died before Tune's first save.
+            raise ArgsError(f"--resume: experiment {args.name!r} at {path} has no Tune state to continue "
+                            "(no experiment_state-*.json: its driver stopped before Tune saved any). "
+                            f"Fix: delete {path} and start it again without --resume, or use another --name.")
     elif storage.exists(storage.join(path, storage.ARGS_FILE)) or tune.Tuner.can_restore(path):
         raise ArgsError(f"--name {args.name}: an experiment already exists at {path}. Continue it "
                         "with --resume, or choose another --name.")
-
-
-def ensure_ray(args: SearchArgs) -> bool:
-    """ray.init unless Ray is already up (tests, notebooks). Returns True if we started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if args.address == "local":
-        ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False,
-                 log_to_driver=True)
-    else:
-        # A cluster's workers need this code: ship the repository as the job's working dir.
-        try:
-            ray.init(address=args.address, runtime_env={"working_dir": str(REPO_ROOT),
-                                                        "excludes": RUNTIME_EXCLUDES})
-        except ConnectionError as e:
-            raise ArgsError(
-                f"--address {args.address}: cannot connect to the Ray cluster ({e}). Check that it is "
-                "running (`ray status` on the head). Clusters with token authentication (Ray's default "
-                "for local clusters since 2.59) also need RAY_AUTH_MODE=token here, with the token "
-                "in RAY_AUTH_TOKEN or ~/.ray/auth_token (`ray get-auth-token`).") from None
-    return True
-
-
-def check_cluster(args: SearchArgs) -> None:
-    import ray
-
-    total = ray.cluster_resources()
-    cpus, gpus = total.get("CPU", 0), total.get("GPU", 0)
-    if args.cpus_per_trial > cpus:
-        raise ArgsError(f"--cpus-per-trial {args.cpus_per_trial:g} > the {cpus:g} CPUs of the Ray "
-                        f"cluster at {args.address}; no trial could start. Lower it.")
-    if args.gpus_per_trial > gpus:
-        raise ArgsError(f"--gpus-per-trial {args.gpus_per_trial:g} but the Ray cluster has {gpus:g} "
-                        "GPU(s). Use 0, or join a cluster with GPUs via --address.")
 
 
 def prepare_shared_inputs(base: dict[str, Any], sampled_keys: list[str]) -> Any:
@@ -89,6 +51,8 @@ def was_interrupted(grid, args: SearchArgs) -> bool:
 
 
 def run(args: SearchArgs) -> SearchOutcome:
+    if args.resume and (finished := finished_search(args)) is not None:
+        return finished  # nothing left to run: reported without starting Ray
     base, param_columns = preflight(args)
     check_experiment_location(args)
     # The legacy reporter shows the columns we choose (R@1, wR, sampled params) and the best trial.
