@@ -71,8 +71,9 @@ def _weights(values: Sequence[str] | None) -> list[float] | None:
     try:
         return [float(p) for p in parts]
     except ValueError:
-        raise SystemExit(f"run_ensemble.py: error: --weights {' '.join(values)}: expected numbers, one per member "
-                         "in rank order (e.g. --weights 2 1 1).") from None
+        print(f"run_ensemble.py: error: --weights {' '.join(values)}: expected numbers, one per member in rank "
+              "order (e.g. --weights 2 1 1).", file=sys.stderr)
+        raise SystemExit(2) from None   # exit status 2 = bad input, as for every other error
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -48,6 +48,7 @@ def save_checkpoint(directory: Path, state: dict[str, Any], flat_config: dict, e
 def read_checkpoint(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = Path(directory) / CHECKPOINT_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint here (expected {CHECKPOINT_FILE} written by core.train).")
+        raise FileNotFoundError(f"{path}: no checkpoint here (expected {CHECKPOINT_FILE} written by core.train). "
+                                "Fix: pass a checkpoint folder: a trial's checkpoint_00000N or a trainer's OUT/last.")
     # weights_only=False: the state holds numpy RNG/normalization arrays we wrote ourselves.
     return torch.load(path, map_location=map_location, weights_only=False)

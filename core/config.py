@@ -157,7 +157,6 @@ class RuntimeConfig:
     eval_batches: int = 30          # the seed's official protocol: 30 batches x 32 candidates
     eval_batch_size: int = 32
     eval_equivalence: bool = False  # primary metrics count same-caption / same-label-group motions as correct
-    nonfinite_is_error: bool = True # a NaN/inf loss ends the run with a clear error
 
     def validate(self) -> None:
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),

@@ -87,6 +87,11 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
     state_file = _newest_state_file(path)
     state, session_start = _read_state(state_file, warnings) if state_file else ({}, None)
     dirs = _trial_dirs(path)
+    if not state and not dirs and state_file is not None and not warnings:
+        raise ResultsError(f"the experiment has no trials yet: {state_file.name} lists none and there are no "
+                           "trial folders.", where=path,
+                           fix="wait until the search has started its first trial, or continue a stopped one "
+                               "with run_search.py --resume --name NAME.")
     if not state and not dirs:
         nested = sorted(p.name for p in path.iterdir() if p.is_dir() and any(p.glob(STATE_GLOB)))
         if nested:
@@ -258,6 +263,15 @@ def _read_config(trial_dir: Path | None, entry: dict[str, Any], rows: list[dict[
     for candidate in (entry.get("config"), rows[-1].get("config") if rows else None):
         if isinstance(candidate, dict):
             return _drop_pickles(candidate)
+    # A trial whose driver died before writing params.json or any result line: the worker had already
+    # saved checkpoints, and core.train writes the flat config next to each (config.json).
+    for config_file in sorted(trial_dir.glob("checkpoint_*/config.json")) if trial_dir is not None else ():
+        try:
+            config = json.loads(config_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict):
+            return config
     return {}
 
 

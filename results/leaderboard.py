@@ -34,7 +34,8 @@ def format_leaderboard(trials: pa.Table, top: int = 10, title: str | None = None
     body = []
     for r in ranked:
         epochs = f"{r['epochs_run']}/{r['max_epochs']}" + ("*" if r.get("stopped_early") else "")
-        cells = [str(r["rank"]), r["trial_id"], r["status"], epochs, _fmt(r.get("best_recall_at_1"), 2),
+        status = "DIVERGED" if r.get("diverged") else r["status"]
+        cells = [str(r["rank"]), r["trial_id"], status, epochs, _fmt(r.get("best_recall_at_1"), 2),
                  _fmt(r.get("best_weighted_recall"), 2), _fmt(r.get("best_epoch"))]
         cells += [_fmt(r.get(c)) for c in config_cols]
         body.append(cells)
@@ -67,6 +68,12 @@ def format_leaderboard(trials: pa.Table, top: int = 10, title: str | None = None
             lines.append(f"  {r['trial_id']} (after {r['epochs_run']} epoch{'' if r['epochs_run'] == 1 else 's'}): {_clip(first, 160)}")
         if len(errors) > top:
             lines.append(f"  ... {len(errors) - top} more in trials.parquet (column 'error')")
+    diverged = [r for r in rows if r.get("diverged")]
+    if diverged:
+        lines.append("diverged (ended by a NaN/inf loss, reported as R@1 = 0):")
+        for r in diverged[:top]:
+            first = (r.get("error") or "").strip().splitlines()[0] if r.get("error") else "NaN/inf loss"
+            lines.append(f"  {r['trial_id']}: {_clip(first, 160)}")
     return "\n".join(lines)
 
 
@@ -76,6 +83,9 @@ def _summary(rows: list[dict[str, Any]], shown: int) -> str:
     stopped = sum(1 for r in rows if r.get("stopped_early"))
     recovered = sum(1 for r in rows if r.get("num_failures") and r.get("status") != "ERROR")
     text = f"{len(rows)} trial{'' if len(rows) == 1 else 's'}: " + ", ".join(parts) + f"; {stopped} stopped early"
+    diverged = sum(1 for r in rows if r.get("diverged"))
+    if diverged:
+        text += f"; {diverged} diverged"
     if recovered:
         text += f"; {recovered} recovered after failures (Ray retried them from a checkpoint)"
     return text + f"; showing top {shown}."

@@ -2,6 +2,10 @@
 
 `best_<metric>` is the value of that metric at the trial's best epoch (the earliest epoch with the highest
 recall_at_1), so one row describes one consistent model; `last_<metric>` is the value at the last report.
+
+A trial whose loss became NaN/inf ends normally for Tune (TERMINATED: the trainable reports R@1 = 0 and
+``diverged`` = 1, see search/trainable.py); its row says so: ``diverged`` True and ``error`` = the
+NonFiniteLossError message.  ABANDONED trials (see experiment_dir) are listed but never ranked.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from results.experiment_dir import TrialRecord
+from results.experiment_dir import ABANDONED, TrialRecord
 
 PRIMARY_METRIC = "recall_at_1"  # higher is better; the contract's PRIMARY validation metric
 # Always present as best_/last_ columns (null when a trainer did not report them) so readers can rely on them.
@@ -94,18 +98,24 @@ def trial_rows(trials: list[TrialRecord], metric: str = PRIMARY_METRIC) -> list[
         epochs_run = int(last.get("epoch", 0))
         max_epochs = _max_epochs(trial, longest)
         ckpt, ckpt_epoch = best_checkpoint(trial, metric)
+        diverged = bool(_num(last.get("diverged")))
+        error = trial.error
+        if diverged:  # what ended the trial; an earlier recovered crash stays in error.txt
+            reason = last.get("diverged_reason")
+            error = reason if isinstance(reason, str) and reason else "diverged: the loss became NaN/inf"
         wall = (trial.last_result_time - trial.start_time
                 if trial.start_time is not None and trial.last_result_time is not None else None)
         row: dict[str, Any] = {
             "rank": None,
             "trial_id": trial.trial_id,
             "status": trial.status,
-            "error": trial.error,
+            "error": error,
+            "diverged": diverged,
             "num_failures": trial.num_failures,
             "epochs_run": epochs_run,
             "max_epochs": max_epochs,
             # ASHA (or the trainer's own patience) ended it before its epoch budget; errors are not "stopped".
-            "stopped_early": trial.status == "TERMINATED" and epochs_run < max_epochs,
+            "stopped_early": trial.status == "TERMINATED" and epochs_run < max_epochs and not diverged,
             "best_epoch": int(best["epoch"]) if best else None,
         }
         for key in metrics:
@@ -124,11 +134,14 @@ def trial_rows(trials: list[TrialRecord], metric: str = PRIMARY_METRIC) -> list[
         })
         row.update(flatten_config(trial.config))
         out.append(row)
-    ranked = sorted((r for r in out if r[f"best_{metric}"] is not None),
-                    key=lambda r: (-r[f"best_{metric}"], r["trial_id"]))
+
+    def rankable(r: dict[str, Any]) -> bool:
+        return r[f"best_{metric}"] is not None and r["status"] != ABANDONED
+
+    ranked = sorted((r for r in out if rankable(r)), key=lambda r: (-r[f"best_{metric}"], r["trial_id"]))
     for i, r in enumerate(ranked, start=1):
         r["rank"] = i
-    unranked = sorted((r for r in out if r[f"best_{metric}"] is None), key=lambda r: r["trial_id"])
+    unranked = sorted((r for r in out if not rankable(r)), key=lambda r: r["trial_id"])
     return ranked + unranked
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -34,7 +35,10 @@ SMOKE_OVERRIDES: dict[str, Any] = dict(
 # Config keys that have their own flag: setting them via --set would silently fight the flag.
 FLAG_OWNED_KEYS = {"epochs": "--max-epochs", "data": "--data", "format": "--format", "seed": "--seed"}
 # Flags that may differ on --resume (they do not change what the stored experiment computes).
-RESUME_FREE_FLAGS = {"resume", "name", "storage", "address", "ensemble_top_k"}
+RESUME_FREE_FLAGS = {"resume", "name", "storage", "address", "ensemble_top_k", "storage_shared"}
+# ray.init(address=host:port) retries for minutes when nothing listens there; a TCP connect answers
+# in milliseconds (refused) or this many seconds (no route / filtered port).
+ADDRESS_CONNECT_TIMEOUT_S = 3.0
 
 
 class ArgsError(ValueError):
@@ -64,6 +68,7 @@ class SearchArgs:
     ensemble_top_k: int
     smoke_test: bool
     overrides: tuple[tuple[str, Any], ...] = field(default=())  # typed fixed config values
+    storage_shared: bool = False   # the user confirms a local --storage is shared by every node
 
     @property
     def experiment_path(self) -> str:
@@ -113,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--address", help="'local' (default: start Ray here), 'auto' or host:port of a cluster")
     ap.add_argument("--storage", help="experiment root: a path, s3://bucket/dir or gs://bucket/dir "
                                       f"(default {d['storage']})")
+    ap.add_argument("--storage-shared", action="store_true", default=None,
+                    help="a local --storage path is on a filesystem mounted at the same path on every "
+                         "node (NFS, ...): allow it on a multi-node cluster")
     ap.add_argument("--name", help="experiment name (default '<space>-<timestamp>'); with --resume: which one")
     ap.add_argument("--resume", action="store_true", help="continue the experiment --name in --storage")
     ap.add_argument("--seed", type=int, help="seed of the sampler and of every trial (default 0)")
@@ -182,6 +190,7 @@ def resolve_args(given: Mapping[str, Any], *, now: float | None = None) -> Searc
         values["name"] = f"{'smoke-' if smoke else ''}{values['space']}-{stamp}"
     args = SearchArgs(**values)
     validate(args)
+    check_address_reachable(args.address)
     try:  # last: it creates the folder, which only a valid command should do
         storage = resolve_storage(args.storage, check_writable=True)
     except StorageError as e:
@@ -222,9 +231,30 @@ def validate(args: SearchArgs) -> None:
             gpus = visible_gpus()
             need(gpus > 0 and args.gpus_per_trial <= gpus, "--gpus-per-trial",
                  f"{args.gpus_per_trial:g} but this machine has {gpus} visible GPU(s); use 0 or --address.")
-    if args.is_local_storage and args.address != "local":
+    if args.is_local_storage and args.address != "local" and not args.storage_shared:
         print(f"note: --storage {args.storage} is a local path; on a multi-node cluster every node must "
-              "see it (NFS), otherwise use s3:// or gs://.")
+              "see it (NFS: then add --storage-shared), otherwise use s3:// or gs://.")
+
+
+def check_address_reachable(address: str, timeout: float = ADDRESS_CONNECT_TIMEOUT_S) -> None:
+    """host:port or ray://host:port must accept a TCP connection before Ray is asked to join it."""
+    if address in ("local", "auto"):
+        return
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = target.rpartition(":")
+    host = host.strip("[]")  # IPv6 literal: [::1]:6379
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ArgsError(f"--address {address!r}: expected host:port with a port in 1..65535, "
+                        "e.g. 10.0.0.1:6379 (the head's GCS port) or ray://10.0.0.1:10001.")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:  # refused, unresolvable host, no route, or timed out
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise ArgsError(f"--address {address}: cannot reach a Ray cluster there ({reason}). Start it "
+                        "(`ray start --head` on the head node prints its address) or fix host:port "
+                        "(GCS port 6379 by default, ray:// clients 10001); --address local runs on "
+                        "this machine.") from None
 
 
 def visible_gpus() -> int:
@@ -251,7 +281,8 @@ def check_resume_compatible(stored: SearchArgs, given: Mapping[str, Any], *, sto
             flag = "--" + key.replace("_", "-")
             raise ArgsError(f"{flag} {value!r} cannot change on --resume: experiment {stored.name!r} was "
                             f"started with {stored_json.get(key)!r}. Drop the flag, or start a new --name.")
-    free = {k: given[k] for k in ("address", "ensemble_top_k") if k in given}
+    free = {k: given[k] for k in ("address", "ensemble_top_k", "storage_shared") if k in given}
     resumed = dataclasses.replace(stored, **free, storage=storage, resume=True)
     validate(resumed)
+    check_address_reachable(resumed.address)
     return resumed

@@ -119,3 +119,47 @@ def similarity_png(args: SearchArgs) -> Path | None:
         return None
     png = Path(args.experiment_path) / "plots" / "best_similarity.png"
     return png if png.is_file() else None
+
+
+def finished_search(args: SearchArgs) -> SearchOutcome | None:
+    """``--resume`` of an experiment whose ``num_samples`` trials all TERMINATED: nothing is left to run,
+    so report it (leaderboard, tables, plots; the ensemble only if it is missing) without starting Ray.
+
+    None when there is something to resume (unfinished or errored trials, missing samples) or the
+    storage is remote: then Tune restores the experiment as usual.
+    """
+    if not args.is_local_storage:
+        return None
+    import results
+
+    try:
+        exp = results.read_experiment(args.experiment_path)
+    except results.ResultsError:
+        return None  # not an experiment (yet): the resume path's own checks explain what is wrong
+    known = [t for t in exp.trials if t.in_state]  # ABANDONED folders of a killed driver do not count
+    if len(known) < args.num_samples or any(t.status != "TERMINATED" for t in known):
+        return None
+    print(f"experiment {args.name} already finished: {len(known)} of {args.num_samples} trials TERMINATED; "
+          "nothing to resume, no trial started.", flush=True)
+    outcome = SearchOutcome(experiment_path=args.experiment_path, num_trials=len(known), num_errors=0,
+                            interrupted=False, best_trial_id=None, best_config=None, best_metrics=None,
+                            best_checkpoint=None, leaderboard="")
+    try:
+        res = results.write_results(Path(args.experiment_path))  # prints the leaderboard
+    except results.ResultsError as e:
+        print(f"results: {e}")
+        return outcome
+    best = res.trials.slice(0, 1).to_pylist()[0]
+    outcome.results, outcome.leaderboard = res, res.leaderboard_text
+    outcome.best_trial_id, outcome.best_config = res.best_trial_id, dict(res.best_config)
+    outcome.best_metrics = {k[len("best_"):]: v for k, v in best.items() if k.startswith("best_")
+                            and k != "best_checkpoint" and v is not None}
+    outcome.best_checkpoint = str(res.best_checkpoint) if res.best_checkpoint else None
+    ensemble_dir = Path(args.experiment_path) / "ensemble"
+    if args.ensemble_top_k > 0 and not (ensemble_dir / "manifest.json").is_file():
+        from results.ensemble import build_ensemble  # a crash during the first build left none
+
+        outcome.ensemble = build_ensemble(Path(args.experiment_path), top_k=args.ensemble_top_k)
+    elif ensemble_dir.is_dir():
+        print(f"ensemble: {ensemble_dir}")
+    return outcome

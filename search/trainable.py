@@ -11,6 +11,7 @@ from typing import Any, Callable
 from ray import tune
 
 from .args import SearchArgs
+from .cluster import trial_placement
 
 
 class TuneReporter:
@@ -24,14 +25,17 @@ class TuneReporter:
         # tune.report copies the directory into the trial's storage before returning, so the
         # trainer may delete it right after.
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        tune.report(dict(metrics), checkpoint=checkpoint)
+        tune.report({**metrics, **trial_placement()}, checkpoint=checkpoint)  # + node id, GPU ids
 
     def report_divergence(self, error: BaseException) -> None:
         """A NaN/inf loss is a property of the config: report it as a useless model (R@1 = 0) so
-        TPE learns to avoid the region, instead of an error that FailureConfig would retry."""
-        print(f"trial diverged after epoch {self.last_epoch}: {error}", flush=True)
+        TPE learns to avoid the region, instead of an error that FailureConfig would retry.
+        ``diverged_reason`` carries the message into result.json, so results/ can show why the
+        trial ended (trials.parquet: diverged=True, error=<this text>)."""
+        reason = f"{type(error).__name__}: {error}"
+        print(f"trial diverged after epoch {self.last_epoch}: {reason}", flush=True)
         tune.report({"epoch": self.last_epoch + 1, "recall_at_1": 0.0, "weighted_recall": 0.0,
-                     "diverged": 1.0})
+                     "diverged": 1.0, "diverged_reason": reason})
 
 
 def train_trial(config: dict[str, Any], shared: Any = None) -> None:

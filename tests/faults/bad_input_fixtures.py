@@ -1,0 +1,156 @@
+"""Files and folders the bad-input table (tests/faults/bad_inputs.py) breaks things in, one builder each.
+
+``FIXTURES[name] = (description, build(root) -> path)``: each case builds the ones its argv names into its own
+temp folder.  ``checkpoint`` is the exception: one real checkpoint trained once and shared read-only.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tests.core.data.fabricated import make_folder, write_bvh
+
+
+def _folder(root: Path, name: str) -> Path:
+    """A valid 3-motion folder dataset (motions a, b, c; D = 6) to break one thing in."""
+    return make_folder(root / name)
+
+
+def corrupt_npy(root: Path) -> Path:
+    data = _folder(root, "corrupt_npy")
+    (data / "motions" / "b.npy").write_bytes(b"\x93NUMPY this file was truncated")
+    return data
+
+
+def nan_npy(root: Path) -> Path:
+    data = _folder(root, "nan_npy")
+    x = np.load(data / "motions" / "b.npy")
+    x[3, 2] = np.nan
+    np.save(data / "motions" / "b.npy", x)
+    return data
+
+
+def wrong_shape_npy(root: Path) -> Path:
+    data = _folder(root, "wrong_shape_npy")
+    np.save(data / "motions" / "b.npy", np.zeros((12, 2, 3), np.float32))
+    return data
+
+
+def empty_caption(root: Path) -> Path:
+    data = _folder(root, "empty_caption")
+    with open(data / "captions.csv", "a") as fh:
+        fh.write('c,"   "\n')
+    return data
+
+
+def split_without_file(root: Path) -> Path:
+    data = _folder(root, "split_without_file")
+    (data / "splits").mkdir()
+    (data / "splits" / "train.txt").write_text("a\nb\nzzz\n")
+    return data
+
+
+def malformed_bvh(root: Path) -> Path:
+    data = root / "malformed_bvh"
+    good = write_bvh(data / "walk.bvh")
+    (data / "walk.txt").write_text("a person walks forward\n")
+    text = good.read_text().splitlines()
+    # Row 5 of the motion loses its last two values (a truncated export).
+    text[-3] = " ".join(text[-3].split()[:-2])
+    (data / "run.bvh").write_text("\n".join(text) + "\n")
+    (data / "run.txt").write_text("a person runs\n")
+    return data
+
+
+def empty_dir(root: Path) -> Path:
+    (root / "empty_dir").mkdir()
+    return root / "empty_dir"
+
+
+def not_a_dir(root: Path) -> Path:
+    (root / "a_file").write_text("a file where a folder is expected\n")
+    return root / "a_file"
+
+
+def _state(exp: Path, trials: list[tuple[dict, dict]]) -> None:
+    exp.mkdir(parents=True, exist_ok=True)
+    data = {"trial_data": [[json.dumps(t), json.dumps(m)] for t, m in trials], "runner_data": {},
+            "stats": {"start_time": 1.0}}
+    (exp / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(data))
+
+
+def experiment_without_trials(root: Path) -> Path:
+    exp = root / "no_trials"
+    _state(exp, [])
+    return exp
+
+
+def experiment_without_checkpoints(root: Path) -> Path:
+    """One trial that crashed before its first epoch: nothing to ensemble."""
+    exp = root / "no_checkpoints"
+    trial = exp / "trial_aaaa0001"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({"epochs": 2}))
+    (trial / "error.txt").write_text("Failure # 1 (occurred at 2026-01-01_00-00-00)\nRuntimeError: boom\n")
+    _state(exp, [({"trial_id": "aaaa0001", "status": "ERROR", "relative_logdir": trial.name},
+                  {"num_failures": 1, "error_filename": "error.txt"})])
+    return exp
+
+
+def two_finished_trials(root: Path) -> Path:
+    """Two TERMINATED trials with a checkpoint folder each (the top-k check comes before any is loaded)."""
+    exp = root / "two_trials"
+    entries = []
+    for n, r1 in ((1, 10.0), (2, 12.0)):
+        trial_id = f"bbbb000{n}"
+        trial = exp / f"trial_{trial_id}"
+        (trial / "checkpoint_000000").mkdir(parents=True)
+        (trial / "checkpoint_000000" / "checkpoint.pt").write_bytes(b"placeholder")
+        (trial / "params.json").write_text(json.dumps({"epochs": 1}))
+        (trial / "result.json").write_text(json.dumps(
+            {"epoch": 1, "training_iteration": 1, "trial_id": trial_id, "recall_at_1": r1,
+             "weighted_recall": 2 * r1, "checkpoint_dir_name": "checkpoint_000000", "done": True}) + "\n")
+        entries.append(({"trial_id": trial_id, "status": "TERMINATED", "relative_logdir": trial.name}, {}))
+    _state(exp, entries)
+    return exp
+
+
+def stored_search(root: Path) -> Path:
+    """Storage holding experiment 'stored': its search_args.json, written when a search starts; no Tune state
+    (the driver stopped before Tune saved any)."""
+    from search import resolve_args
+    from search.storage import ARGS_FILE, write_json
+
+    args = resolve_args({"storage": str(root / "storage"), "name": "stored", "smoke_test": True, "wandb": False})
+    write_json(str(Path(args.experiment_path) / ARGS_FILE), args.to_json())
+    return Path(args.storage)
+
+
+def closed_port(root: Path) -> str:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
+    "corrupt_npy": ("folder dataset whose motions/b.npy is truncated garbage", corrupt_npy),
+    "nan_npy": ("folder dataset whose motions/b.npy holds a NaN", nan_npy),
+    "wrong_shape_npy": ("folder dataset whose motions/b.npy is (12, 2, 3) instead of (T, D)", wrong_shape_npy),
+    "empty_caption": ("folder dataset whose captions.csv has a blank caption for c", empty_caption),
+    "split_without_file": ("folder dataset whose splits/train.txt names id zzz (no motions/zzz.npy)",
+                           split_without_file),
+    "malformed_bvh": ("BVH folder whose run.bvh has a frame line with 2 values missing", malformed_bvh),
+    "empty_dir": ("an empty folder", empty_dir),
+    "not_a_dir": ("a plain file", not_a_dir),
+    "no_trials": ("experiment folder whose experiment_state lists no trial", experiment_without_trials),
+    "no_checkpoints": ("experiment with one ERROR trial that never reported an epoch", experiment_without_checkpoints),
+    "two_trials": ("experiment with 2 TERMINATED trials, each with a checkpoint", two_finished_trials),
+    "stored": ("storage with experiment 'stored': search_args.json but no Tune state", stored_search),
+    "closed_port": ("a free loopback port (nothing listens)", closed_port),
+    "checkpoint": ("a real checkpoint of `python -m core.train --smoke-test --epochs 1` (hidden_dim 64)", None),
+}

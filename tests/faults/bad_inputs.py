@@ -1,0 +1,272 @@
+"""The bad-input table: every entry point, given one bad input, exits 2 with ONE clear message (no traceback).
+
+Each case is (id, what is wrong, entry point, argv, stderr regex).  ``{name}`` in argv is a file or folder built
+by FIXTURES (bad_input_fixtures.py) into the case's own temp folder (``{tmp}`` is that folder), so cases run in parallel safely;
+``{checkpoint}`` is one real core.train checkpoint shared read-only by every case.
+
+    python -m tests.faults.bad_inputs --write    # regenerate tests/faults/BAD_INPUTS.md from this table
+    python -m tests.faults.bad_inputs --run      # run every case, print exit status, seconds, message
+
+tests/faults/test_bad_inputs.py runs the table and checks that BAD_INPUTS.md is in sync with it.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.faults.bad_input_fixtures import FIXTURES
+from tests.faults.procs import PY, REPO, cleanup_env, subprocess_env
+
+MARKDOWN = Path(__file__).with_name("BAD_INPUTS.md")
+ENTRY_POINTS = {
+    "run_search.py": [PY, str(REPO / "run_search.py")],
+    "run_ensemble.py": [PY, str(REPO / "run_ensemble.py")],
+    "python -m core.data": [PY, "-m", "core.data"],
+    "python -m core.train": [PY, "-m", "core.train"],
+    "python -m results": [PY, "-m", "results"],
+}
+SMOKE = ["--smoke-test", "--no-wandb", "--storage", "{tmp}"]   # run_search flags every search case shares
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    what: str                # the bad input, in words
+    entry: str               # key of ENTRY_POINTS
+    argv: tuple[str, ...]
+    stderr: str              # regex the (single) error line must match: names the thing and the fix
+    exit_code: int = 2
+
+    @property
+    def fixtures(self) -> list[str]:
+        return sorted(set(re.findall(r"\{(\w+)\}", " ".join(self.argv))) - {"tmp"})
+
+
+# ---------------------------------------------------------------------------------------------- the table
+
+CASES: tuple[Case, ...] = (
+    # run_search.py: flags, validated before Ray starts
+    Case("unknown-space", "--space names no registered space", "run_search.py",
+         ("--space", "nope", *SMOKE), r"--space: unknown search space 'nope'.*--list-spaces"),
+    Case("grace-gt-max-epochs", "contradictory flags: ASHA grace period longer than a trial", "run_search.py",
+         ("--max-epochs", "2", "--grace-period", "5", *SMOKE), r"--grace-period: 5 must be in \[1, --max-epochs=2\].*lower it"),
+    Case("zero-samples", "--num-samples 0", "run_search.py", ("--num-samples", "0", *SMOKE),
+         r"--num-samples: 0 must be >= 1"),
+    Case("gpus-on-cpu-machine", "--gpus-per-trial more than this machine has", "run_search.py",
+         ("--gpus-per-trial", "64", *SMOKE), r"--gpus-per-trial: 64 but this machine has \d+ visible GPU\(s\); use 0 or --address"),
+    Case("gpu-fraction-above-1", "--gpus-per-trial 1.5 (fractions only below 1)", "run_search.py",
+         ("--gpus-per-trial", "1.5", *SMOKE), r"--gpus-per-trial: 1.5: fractions are allowed only below 1"),
+    Case("cpus-beyond-machine", "--cpus-per-trial more than this machine has", "run_search.py",
+         ("--cpus-per-trial", "512", *SMOKE), r"--cpus-per-trial: 512 > the \d+ CPU\(s\) of this machine.*Use at most"),
+    Case("unreachable-address", "--address of a port nobody listens on (must fail fast, not hang)", "run_search.py",
+         ("--address", "127.0.0.1:{closed_port}", *SMOKE),
+         r"--address 127\.0\.0\.1:\d+: cannot reach a Ray cluster there.*--address local"),
+    Case("malformed-address", "--address that is not host:port", "run_search.py", ("--address", "nowhere", *SMOKE),
+         r"--address: 'nowhere': expected 'local', 'auto', host:port"),
+    Case("unwritable-storage", "--storage below a plain file", "run_search.py",
+         ("--smoke-test", "--no-wandb", "--storage", "{not_a_dir}/experiments"),
+         r"--storage .*a_file/experiments.*: cannot write to .*Pick a writable folder"),
+    Case("unknown-storage-scheme", "--storage with an unsupported URI scheme", "run_search.py",
+         ("--smoke-test", "--storage", "ftp://host/dir"), r"--storage 'ftp://host/dir': unsupported scheme 'ftp://'.*s3://"),
+    Case("name-with-slash", "--name that is a path", "run_search.py", ("--name", "a/b", *SMOKE),
+         r"--name: 'a/b' must be a plain folder name"),
+    Case("unknown-set-key", "--set of a config key that does not exist (typo)", "run_search.py",
+         ("--set", "temprature=0.1", *SMOKE), r"unknown config key\(s\): 'temprature' \(did you mean 'temperature'\?\)"),
+    Case("bad-set-value", "--set value of the wrong type", "run_search.py", ("--set", "lr=fast", *SMOKE),
+         r"config key 'lr' = 'fast' is invalid: expected float"),
+    Case("set-out-of-range", "--set value out of its range", "run_search.py", ("--set", "lr=5", *SMOKE),
+         r"config key 'lr' = 5\.0 is invalid: expected a number in \(0, 1\)"),
+    Case("set-owned-by-a-flag", "--set of a key that has its own flag", "run_search.py",
+         ("--set", "epochs=3", *SMOKE), r"'epochs' has its own flag; use --max-epochs"),
+    Case("set-without-value", "--set without =VALUE", "run_search.py", ("--set", "lr", *SMOKE),
+         r"--set 'lr': expected KEY=VALUE"),
+    Case("data-path-missing", "--data path that does not exist (checked before Ray starts)", "run_search.py",
+         ("--data", "{tmp}/no_such_dataset", *SMOKE), r"dataset path does not exist: .*no_such_dataset.*Fix: check --data"),
+    Case("synthetic-too-small", "--data synthetic corpus too small to split", "run_search.py",
+         ("--data", "synthetic:n=5", *SMOKE), r"synthetic option n=5 is too small; use n >= 10"),
+    Case("format-on-synthetic", "--format given for the synthetic corpus", "run_search.py",
+         ("--format", "bvh", *SMOKE), r"--format 'bvh' does not apply to the synthetic corpus.*drop --format"),
+    Case("resume-missing-experiment", "--resume of an experiment that does not exist", "run_search.py",
+         ("--resume", "--name", "never-ran", "--storage", "{tmp}"),
+         r"--resume: no experiment 'never-ran' in .*Check --name/--storage"),
+    Case("resume-changes-a-flag", "--resume with a flag that would change the stored search", "run_search.py",
+         ("--resume", "--name", "stored", "--storage", "{stored}", "--space", "temos"),
+         r"--space 'temos' cannot change on --resume.*start a new --name"),
+    Case("resume-before-any-state", "--resume of an experiment whose driver died before Tune saved anything",
+         "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored}"),
+         r"--resume: .*stored.* has no Tune state to continue.*delete .*stored"),
+    # python -m core.data: one DataError per bad dataset, naming the file
+    Case("unknown-format", "--format that no loader has", "python -m core.data",
+         ("--data", "{empty_dir}", "--format", "xyz", "--cache-dir", "{tmp}/cache"),
+         r"unknown dataset format 'xyz'; known formats: humanml3d, .*Fix: pass one of them with --format"),
+    Case("unrecognised-folder", "a folder in no known dataset layout", "python -m core.data",
+         ("--data", "{empty_dir}", "--cache-dir", "{tmp}/cache"),
+         r"empty_dir: cannot tell the dataset format .*Fix: pass --format NAME"),
+    Case("corrupt-npy", "a motion .npy that is not a numpy file", "python -m core.data",
+         ("--data", "{corrupt_npy}", "--cache-dir", "{tmp}/cache"),
+         r"motions/b\.npy: cannot read this \.npy motion .*Fix: re-save it with numpy\.save"),
+    Case("nan-npy", "a motion .npy holding NaN", "python -m core.data",
+         ("--data", "{nan_npy}", "--cache-dir", "{tmp}/cache"),
+         r"motions/b\.npy: motion 'b' contains NaN/inf \(first at frame 3, feature 2\)\. Fix: clean or drop"),
+    Case("wrong-shape-npy", "a motion .npy with 3 dimensions", "python -m core.data",
+         ("--data", "{wrong_shape_npy}", "--cache-dir", "{tmp}/cache"),
+         r"motions/b\.npy: motion 'b' has shape \(12, 2, 3\); expected 2 dimensions.*Fix: save each motion as a \(T, D\)"),
+    Case("empty-caption", "a blank caption", "python -m core.data",
+         ("--data", "{empty_caption}", "--cache-dir", "{tmp}/cache"),
+         r"motions/c\.npy: motion 'c' has an empty caption\. Fix: remove empty lines"),
+    Case("split-id-without-file", "a split file naming an id with no motion file", "python -m core.data",
+         ("--data", "{split_without_file}", "--cache-dir", "{tmp}/cache"),
+         r"splits/train\.txt: split id 'zzz' has no motions/zzz\.npy.*Fix: remove the id"),
+    Case("malformed-bvh", "a BVH file with a short frame line", "python -m core.data",
+         ("--data", "{malformed_bvh}", "--cache-dir", "{tmp}/cache"),
+         r"run\.bvh: line \d+: a frame line has \d+ values but the hierarchy.*Fix:"),
+    # python -m core.train: the standalone trainer
+    Case("train-unknown-key", "--set of an unknown key", "python -m core.train",
+         ("--set", "hidden_dimm=32", "--out", "{tmp}/out"), r"unknown config key\(s\): 'hidden_dimm' \(did you mean 'hidden_dim'\?\)"),
+    Case("train-data-missing", "--data path that does not exist", "python -m core.train",
+         ("--data", "{tmp}/nothing_here", "--out", "{tmp}/out"), r"dataset path does not exist: .*nothing_here"),
+    Case("checkpoint-config-mismatch", "--resume from a checkpoint trained with another config", "python -m core.train",
+         ("--smoke-test", "--epochs", "2", "--set", "hidden_dim=32", "--resume", "{checkpoint}", "--out", "{tmp}/out"),
+         r"checkpoint .* does not match this config \(hidden_dim: checkpoint 64 vs config 32\)\. Resume with the config"),
+    Case("resume-missing-checkpoint", "--resume from a folder without checkpoint.pt", "python -m core.train",
+         ("--smoke-test", "--resume", "{empty_dir}", "--out", "{tmp}/out"),
+         r"empty_dir/checkpoint\.pt: no checkpoint here \(expected checkpoint\.pt written by core\.train\)\. "
+         r"Fix: pass a checkpoint folder"),
+    # run_ensemble.py / python -m results: reading a finished search
+    Case("ensemble-no-trials", "ensemble of an experiment without trials", "run_ensemble.py", ("{no_trials}",),
+         r"no_trials: the experiment has no trials yet.*Fix:"),
+    Case("ensemble-nothing-finished", "ensemble of an experiment whose only trial never reported", "run_ensemble.py",
+         ("{no_checkpoints}",), r"no finished trial \(TERMINATED/ERROR\) with a best checkpoint on disk.*Fix: wait"),
+    Case("ensemble-top-k-too-large", "--top-k larger than the finished trials", "run_ensemble.py",
+         ("{two_trials}", "--top-k", "5"), r"only 2 finished trial\(s\) with a checkpoint, fewer than top_k=5\..*--allow-fewer"),
+    Case("ensemble-top-k-zero", "--top-k 0", "run_ensemble.py", ("{two_trials}", "--top-k", "0"),
+         r"top_k=0: an ensemble needs at least one member\. Fix: pass --top-k 1 or more"),
+    Case("ensemble-bad-weights", "--weights that are not numbers", "run_ensemble.py",
+         ("{two_trials}", "--top-k", "2", "--weights", "heavy", "light"), r"--weights heavy light: expected numbers"),
+    Case("ensemble-missing-dir", "an experiment folder that does not exist", "run_ensemble.py",
+         ("{tmp}/missing",), r"missing: experiment directory does not exist\. Fix: pass the folder Ray Tune wrote"),
+    Case("ensemble-of-a-checkpoint", "a checkpoint folder where an experiment is expected", "run_ensemble.py",
+         ("{checkpoint}",), r"a checkpoint dir holds one model.*Fix: pass the experiment dir"),
+    Case("query-plain-dir", "--query on a folder that is neither experiment nor checkpoint", "run_ensemble.py",
+         ("{empty_dir}", "--query", "a person walks"),
+         r"empty_dir: neither a checkpoint dir \(checkpoint\.pt\) nor an experiment with an ensemble.*Fix: build the ensemble"),
+    Case("results-not-an-experiment", "tables of a folder that is not an experiment", "python -m results",
+         ("{empty_dir}",), r"empty_dir: not a Ray Tune experiment directory.*Fix: pass the folder"),
+)
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+def build_checkpoint(root: Path, env: dict[str, str]) -> Path:
+    """The one real checkpoint the checkpoint cases share: 1 epoch of the smoke config (seconds)."""
+    out = root / "trained"
+    proc = subprocess.run([*ENTRY_POINTS["python -m core.train"], "--smoke-test", "--epochs", "1", "--out", str(out),
+                           "--set", "num_threads=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not train the shared checkpoint:\n{proc.stderr[-2000:]}")
+    return out / "last"
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    started_ray: bool          # a session folder appeared in the case's private RAY_TMPDIR
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if "error:" in line]
+
+
+def command(case: Case, tmp: Path, shared: dict[str, str]) -> list[str]:
+    values = {"tmp": str(tmp), **shared}
+    for name in case.fixtures:
+        if name not in values:
+            values[name] = str(FIXTURES[name][1](tmp))
+    return [*ENTRY_POINTS[case.entry], *(arg.format(**values) for arg in case.argv)]
+
+
+def run_case(case: Case, tmp: Path, shared: dict[str, str], timeout: float = 90) -> Outcome:
+    tmp.mkdir(parents=True, exist_ok=True)
+    cmd = command(case, tmp, shared)
+    env = subprocess_env()
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        started_ray = (Path(env["RAY_TMPDIR"]) / "ray").exists()
+    finally:
+        cleanup_env(env)
+    return Outcome(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0, started_ray)
+
+
+# ---------------------------------------------------------------------------------------------- Markdown
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _shown(arg: str) -> str:
+    arg = re.sub(r"\{(\w+)\}", r"<\1>", arg)
+    return f"'{arg}'" if " " in arg else arg
+
+
+def render_markdown() -> str:
+    lines = [
+        "# Bad inputs: one clear error each",
+        "",
+        "Generated from `tests/faults/bad_inputs.py` (`python -m tests.faults.bad_inputs --write`); "
+        "`tests/faults/test_bad_inputs.py` runs every row and fails if this file is out of date.",
+        "",
+        f"Every row exits with the status shown, prints exactly one `error:` line on stderr and no traceback, "
+        "and starts no Ray cluster. The regex is what that line must match: it names the flag, key or file "
+        "and says how to fix it.",
+        "",
+        "| # | case | bad input | command | exit | stderr matches |",
+        "|---|------|-----------|---------|------|----------------|",
+    ]
+    for n, case in enumerate(CASES, 1):
+        cmd = " ".join([case.entry, *(_shown(a) for a in case.argv)])
+        lines.append(f"| {n} | {case.id} | {_cell(case.what)} | `{_cell(cmd)}` | {case.exit_code} | "
+                     f"`{_cell(case.stderr)}` |")
+    lines += ["", "Placeholders (built in each case's own temp folder; `<checkpoint>` is one real checkpoint that "
+              "the cases share read-only):", "",
+              "| placeholder | what it is |", "|-------------|------------|",
+              "| `<tmp>` | the case's own empty temp folder |"]
+    lines += [f"| `<{name}>` | {_cell(desc)} |" for name, (desc, _) in FIXTURES.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.faults.bad_inputs", description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help=f"regenerate {MARKDOWN.name}")
+    ap.add_argument("--run", action="store_true", help="run every case and print what it printed")
+    args = ap.parse_args(argv)
+    if args.write:
+        MARKDOWN.write_text(render_markdown())
+        print(f"wrote {MARKDOWN}")
+    if args.run:
+        root = Path(tempfile.mkdtemp(prefix="bad-inputs-"))
+        env = subprocess_env()
+        try:
+            shared = {"checkpoint": str(build_checkpoint(root, env))}
+        finally:
+            cleanup_env(env)
+        for case in CASES:
+            out = run_case(case, root / case.id, shared)
+            ok = (out.returncode == case.exit_code and len(out.error_lines) == 1
+                  and re.search(case.stderr, out.error_lines[0]) is not None and "Traceback" not in out.stderr)
+            print(f"{'ok  ' if ok else 'FAIL'} {case.id:<28} exit {out.returncode} {out.seconds:5.1f}s "
+                  f"ray={'yes' if out.started_ray else 'no'}  {' | '.join(out.error_lines) or out.stderr[-300:]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Process helpers for the fault tests: environments for subprocesses, waiting, killing only our own processes.
+
+Every subprocess gets its own short RAY_TMPDIR (Ray's sockets live there; unix socket paths are limited to
+~107 bytes) so the local Ray clusters these tests start never share a session folder with other users' Ray.
+Processes are only ever killed by PID, and only when they descend from a process this test started.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """os.environ (tests/conftest.py already set the offline/caching variables) + a private RAY_TMPDIR."""
+    env = dict(os.environ)
+    env["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rf", dir="/tmp")
+    env.update(extra)
+    return env
+
+
+def cleanup_env(env: dict[str, str]) -> None:
+    """Remove the private RAY_TMPDIR that subprocess_env made (once the Ray that used it is gone)."""
+    tmp = Path(env.get("RAY_TMPDIR", ""))
+    if tmp.name.startswith("rf") and tmp.parent == Path("/tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, *, alive: psutil.Popen | None = None,
+             poll: float = 0.1):
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` seconds, or as
+    soon as the process `alive` exits (its output then says why)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if alive is not None and alive.poll() is not None:
+            raise AssertionError(f"process exited with {alive.returncode} while waiting for {what}")
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_all(processes: list[psutil.Process], sig: int = signal.SIGKILL) -> None:
+    """Kill the given (previously collected) processes, one PID at a time; gone ones are skipped."""
+    for proc in processes:
+        try:
+            proc.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(processes, timeout=10)
+
+
+def result_rows(trial_dir: Path) -> list[dict]:
+    """result.json lines of a trial folder (a line being written right now is skipped)."""
+    path = Path(trial_dir) / "result.json"
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                pass
+    return rows
+
+
+def trial_ids_in_state(experiment: Path) -> set[str] | None:
+    """Trial ids the newest experiment_state-*.json lists (what a --resume will continue); None while Tune
+    is rewriting it (it writes the file in place)."""
+    states = sorted(Path(experiment).glob("experiment_state-*.json"))
+    if not states:
+        return set()
+    try:
+        data = json.loads(states[-1].read_text())
+    except (OSError, ValueError):
+        return None
+    return {json.loads(entry[0])["trial_id"] for entry in data["trial_data"]}

@@ -1,0 +1,55 @@
+"""Every row of the bad-input table (tests/faults/bad_inputs.py): the entry point run as a subprocess exits 2
+with exactly one `error:` line that names the thing and the fix, no traceback, and no Ray cluster started.
+
+The cases are independent subprocesses in their own temp folders, so they run 3 at a time; each parametrized
+test then checks its own case's outcome.
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.faults.bad_inputs import CASES, MARKDOWN, Outcome, build_checkpoint, render_markdown, run_case
+from tests.faults.procs import cleanup_env, subprocess_env
+
+PARALLEL = 3
+SLOW_S = 45.0   # a bad input must fail in seconds; this bound only catches hangs and Ray start-ups
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> dict[str, Outcome]:
+    root = tmp_path_factory.mktemp("bad-inputs")
+    env = subprocess_env()
+    try:
+        shared = {"checkpoint": str(build_checkpoint(root, env))}
+    finally:
+        cleanup_env(env)
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        futures = {case.id: pool.submit(run_case, case, root / case.id, shared) for case in CASES}
+        return {case_id: future.result() for case_id, future in futures.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_fails_with_one_clear_error(case, outcomes):
+    out = outcomes[case.id]
+    shown = f"exit {out.returncode}\nstderr:\n{out.stderr[-3000:]}"
+    assert out.returncode == case.exit_code, shown
+    assert "Traceback" not in out.stderr, shown
+    assert len(out.error_lines) == 1, shown
+    assert re.search(case.stderr, out.error_lines[0]), f"{case.stderr!r} not in:\n{out.error_lines[0]}"
+    assert not out.started_ray, "the bad input was only noticed after Ray started"
+    assert out.seconds < SLOW_S, f"took {out.seconds:.0f}s"
+
+
+def test_table_covers_enough_cases_once_each():
+    ids = [c.id for c in CASES]
+    assert len(ids) >= 20 and len(set(ids)) == len(ids)
+    assert {c.entry for c in CASES} >= {"run_search.py", "run_ensemble.py", "python -m core.data",
+                                        "python -m core.train"}
+
+
+def test_markdown_table_is_in_sync():
+    assert MARKDOWN.read_text() == render_markdown(), \
+        "tests/faults/BAD_INPUTS.md is stale: run `python -m tests.faults.bad_inputs --write`"
