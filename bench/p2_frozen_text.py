@@ -1,0 +1,173 @@
+#!/usr/bin/env python
+"""P2: epoch time with frozen + cached text features vs fine-tuning the whole text transformer.
+
+Same config in both arms (the trainer defaults: embedded corpus, TMR motion encoder, batch 64, MiniLM),
+only ``text_mode`` differs: ``frozen`` (MiniLM runs once per search, features come from the cache) vs
+``finetune`` with ``text_finetune_layers=0`` (all 6 layers train, MiniLM runs forward + backward on every
+batch and in evaluation). One epoch of ``train_retrieval(config, reporter=None)`` per run; runs are
+interleaved frozen, finetune, finetune, frozen, ... Goal: frozen epochs >= 3x faster.
+
+Also measured: the one-time cost frozen mode pays instead (MiniLM over every caption of the corpus,
+into an empty cache), expressed in frozen epochs; and how a fine-tuning step splits between the text
+transformer and the motion encoder (forward + backward of each on real batches), which bounds what
+freezing the text side can save: at most (text + motion) / motion on the training part.
+
+    python bench/p2_frozen_text.py
+    python bench/p2_frozen_text.py --quick
+"""
+from __future__ import annotations
+
+if __package__ in (None, ""):  # `python bench/x.py`: import the repo, never bench/ itself as top level
+    import sys
+    from pathlib import Path
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (QUICK_DATA, QUICK_SETS, add_common_flags, apply_quick, measured_with_load_guard,
+                          out_dir_for, print_rows, row, setup_environment, write_result)
+from bench.p1_step_throughput import parse_overrides
+
+NAME = "p2_frozen_text"
+GOAL = 3.0
+QUICK_OVERRIDES = {"data": QUICK_DATA, **dict(s.split("=") for s in QUICK_SETS), "batch_size": 32}
+
+
+def configs(args) -> tuple[dict[str, Any], dict[str, Any]]:
+    from core.config import TrainConfig, default_flat
+
+    flat = default_flat()
+    if args.quick:
+        flat.update(QUICK_OVERRIDES)
+    flat.update(parse_overrides(args.set))
+    flat.update(num_threads=args.threads, epochs=1)
+    if args.data:
+        flat["data"] = args.data
+    frozen = TrainConfig.from_flat({**flat, "text_mode": "frozen"}).to_flat()
+    finetune = TrainConfig.from_flat({**flat, "text_mode": "finetune", "text_finetune_layers": 0}).to_flat()
+    return frozen, finetune
+
+
+def one_epoch(config: dict[str, Any], shared) -> dict[str, float]:
+    from core.train import train_retrieval
+
+    t0 = time.perf_counter()
+    hist = train_retrieval(config, None, shared=shared)
+    wall = time.perf_counter() - t0
+    m = hist[0]
+    return {"epoch_seconds": m["epoch_seconds"], "samples_per_second": m["samples_per_second"],
+            "call_seconds": wall, "num_params": m["num_params"], "recall_at_1": m["recall_at_1"]}
+
+
+def extraction_seconds(frozen_cfg: dict[str, Any], shared) -> float:
+    """MiniLM over every caption into an EMPTY cache: what frozen mode pays once per search."""
+    from core.config import TrainConfig
+    from core.text import build_frozen_text_features
+
+    text_cfg = TrainConfig.from_flat(frozen_cfg).text
+    with tempfile.TemporaryDirectory(prefix="p2-text-cache-") as tmp:
+        t0 = time.perf_counter()
+        feats = build_frozen_text_features(text_cfg, shared.texts(), Path(tmp), progress=False)
+        elapsed = time.perf_counter() - t0
+    assert not feats.from_cache
+    return elapsed
+
+
+def step_breakdown(finetune_cfg: dict[str, Any], shared, batches: int = 3) -> dict[str, float]:
+    """Seconds per fine-tuning step spent in text (MiniLM) vs motion forward + backward, on real batches:
+    the most frozen mode can save is the text share of the step."""
+    import time as _time
+
+    from core.config import TrainConfig
+    from core.train import _seed_epoch, _Trainer
+
+    cfg = TrainConfig.from_flat(finetune_cfg)
+    trainer = _Trainer(cfg, finetune_cfg, shared)
+    rng = _seed_epoch(cfg.optim.seed, 1)
+    text_s, motion_s, n = 0.0, 0.0, 0
+    for idx in trainer.builder.epoch_batches(trainer.train_idx, cfg.optim.batch_size, rng):
+        batch = trainer.builder.build(idx, rng)
+        t0 = _time.perf_counter()
+        trainer.model.encode_text(texts=batch.texts).sum().backward()              # (B, latent)
+        t1 = _time.perf_counter()
+        trainer.model.encode_motion(batch.motion, batch.mask)["embedding"].sum().backward()
+        t2 = _time.perf_counter()
+        if n > 0:   # the first batch warms up allocators
+            text_s, motion_s = text_s + t1 - t0, motion_s + t2 - t1
+        n += 1
+        if n > batches:
+            break
+    trainer.model.zero_grad(set_to_none=True)
+    steps = max(n - 1, 1)
+    text_s, motion_s = text_s / steps, motion_s / steps
+    return {"text_seconds_per_step": text_s, "motion_seconds_per_step": motion_s,
+            "text_share": text_s / (text_s + motion_s), "max_train_speedup": (text_s + motion_s) / motion_s}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", help="dataset spec (default: the embedded corpus 'synthetic')")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for both arms")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (a trial with --cpus-per-trial 1 uses 1)")
+    ap.add_argument("--reps", type=int, default=2, help="epochs of each arm, interleaved (default %(default)s)")
+    add_common_flags(ap, retries=0)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.reps = 1
+    apply_quick(args)
+    setup_environment()
+    started = time.perf_counter()
+    from core.train import prepare_shared
+
+    frozen_cfg, finetune_cfg = configs(args)
+    shared = prepare_shared(frozen_cfg, progress=False)   # frozen features cached before timing
+
+    def run() -> dict[str, list[dict[str, float]]]:
+        out: dict[str, list] = {"frozen": [], "finetune": []}
+        arms = (("frozen", frozen_cfg), ("finetune", finetune_cfg))
+        for r in range(args.reps):
+            for label, cfg in (arms if r % 2 == 0 else arms[::-1]):
+                out[label].append(one_epoch(cfg, shared))
+                print(f"{label}: epoch {out[label][-1]['epoch_seconds']:.1f} s", flush=True)
+        return out
+
+    res, load, attempts = measured_with_load_guard(run, own=args.threads, retries=args.retries,
+                                                   max_per_core=args.max_load, wait_s=args.wait_load)
+    extract = extraction_seconds(frozen_cfg, shared)
+    breakdown = step_breakdown(finetune_cfg, shared, batches=1 if args.quick else 3)
+
+    def median(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in res[label])
+
+    frozen_s, finetune_s = median("frozen", "epoch_seconds"), median("finetune", "epoch_seconds")
+    ratio = finetune_s / frozen_s
+    train_ratio = median("frozen", "samples_per_second") / median("finetune", "samples_per_second")
+    details = {**res, "frozen_epoch_seconds": frozen_s, "finetune_epoch_seconds": finetune_s,
+               "epoch_ratio": ratio, "train_only_ratio": train_ratio,
+               "frozen_extraction_seconds": extract, "extraction_in_frozen_epochs": extract / frozen_s,
+               "texts_extracted": len(shared.texts()), "finetune_step_breakdown": breakdown,
+               "trainable_params": {"frozen": res["frozen"][0]["num_params"],
+                                    "finetune": res["finetune"][0]["num_params"]}}
+    rows = [row("P2 epoch time: fine-tuned text / frozen+cached text", f">= {GOAL:g}x faster frozen",
+                f"{frozen_s:.1f} s vs {finetune_s:.1f} s per epoch (train only: {train_ratio:.2f}x; MiniLM is "
+                f"{breakdown['text_share']:.0%} of a fine-tuning step's fwd+bwd); one-time feature extraction "
+                f"{extract:.1f} s", ratio, ratio >= GOAL)]
+    settings = {"config": {k: frozen_cfg[k] for k in ("data", "motion_encoder", "hidden_dim", "num_layers",
+                                                       "max_frames", "batch_size", "text_model", "num_threads")},
+                "finetune_layers": "all (text_finetune_layers=0)", "reps": args.reps}
+    path = write_result(out_dir_for(args), NAME, title="Frozen + cached text features vs fine-tuned text encoder",
+                        quick=args.quick, rows=rows, settings=settings, details=details, load=load,
+                        attempts=attempts, started=started)
+    print_rows(rows, load, path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

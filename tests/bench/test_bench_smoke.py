@@ -1,0 +1,108 @@
+"""Every benchmark script runs end to end in its --quick mode (so bench/ cannot rot).
+
+One ``bench/run_all.py --quick`` (each script as its own process, results into a temp folder) feeds all
+tests; they check that each JSON has the documented schema and sane numbers, and that SUMMARY.md lists
+every row. Experiments and caches go to the test's temp folders, never into bench/results.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RESULT_NAMES = ("p1_step_throughput", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
+                "ensemble_vs_member", "gpu")
+ROW_KEYS = {"benchmark", "goal", "measured", "ratio", "ratio_text", "passed"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-out")
+    env = {**os.environ, "MRS_BENCH_WORKDIR": str(tmp_path_factory.mktemp("bench-work"))}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--quick", "--out", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out, proc.stdout
+
+
+def load(out: Path, name: str) -> dict:
+    path = out / f"{name}.json"
+    assert path.is_file(), f"{name}.json was not written"
+    data = json.loads(path.read_text())
+    assert data["name"] == name and data["quick"] is True
+    assert {"cpu_model", "cores", "torch"} <= set(data["machine"])
+    assert len(data["load"]["before"]) == 3 and len(data["load"]["after"]) == 3
+    assert data["rows"] and all(ROW_KEYS <= set(r) for r in data["rows"])
+    return data
+
+
+def test_p1_ours_and_bare_loop_train_the_same_batches(quick_run):
+    d = load(quick_run[0], "p1_step_throughput")["details"]
+    assert len(d["bare_seconds"]) == len(d["ours_seconds"]) == 2
+    assert d["samples_per_pass"] == 64 and d["flops_per_pass"] > 0
+    assert 0.2 < d["ratio_median_of_pairs"] < 5 and d["matmul"]["best_gflops"] > 0
+
+
+def test_p2_times_both_text_modes(quick_run):
+    d = load(quick_run[0], "p2_frozen_text")["details"]
+    assert d["trainable_params"]["finetune"] > 5 * d["trainable_params"]["frozen"]   # MiniLM trains
+    assert d["frozen_epoch_seconds"] > 0 and d["finetune_epoch_seconds"] > 0 and d["frozen_extraction_seconds"] > 0
+
+
+def test_p3_counts_epochs_of_asha_fifo_and_random(quick_run):
+    d = load(quick_run[0], "p3_asha_fifo_tpe")["details"]
+    for label in ("asha+tpe", "fifo+tpe", "fifo+random", "asha+random"):
+        assert d[label]["num_trials"] == 2 and d[label]["num_errors"] == 0
+    assert d["fifo+tpe"]["epochs_trained"] == 2 * 2          # FIFO: every trial trains every epoch
+    assert 1 <= d["asha+tpe"]["epochs_trained"] <= 4
+    assert Path(d["plot"]).is_file()
+
+
+def test_p4_tune_ran_exactly_the_loop_configs(quick_run):
+    d = load(quick_run[0], "p4_tune_overhead")["details"]
+    assert d["tune"]["same_configs"] and d["tune"]["num_trials"] == 2
+    assert d["tune_fit_seconds"] > 0 and d["loop_seconds"] > 0
+
+
+def test_p5_measures_wall_and_tree_memory(quick_run):
+    d = load(quick_run[0], "p5_main_job")["details"]
+    assert d["trials"] == 2 and d["errored"] == 0
+    assert d["peak_processes"] > 3      # driver + Ray's processes + trial workers
+    assert d["peak_rss_sum_mib"] > 200
+
+
+def test_ensemble_compares_best_member_with_both_methods(quick_run):
+    d = load(quick_run[0], "ensemble_vs_member")["details"]["embedded"]
+    for key in ("best_member_metrics", "borda", "mean_sim"):
+        assert 0 <= d[key]["test"]["recall_at_1"] <= 100
+
+
+def test_gpu_script_runs_its_code_path_on_cpu(quick_run):
+    d = load(quick_run[0], "gpu")["details"]
+    assert [f["trials_per_gpu"] for f in d["fractional"]] == [2]
+    assert all(f["terminated"] == f["num_samples"] for f in d["fractional"])
+    assert d["amp"]["steps"] >= 1
+
+
+def test_summary_lists_every_row(quick_run):
+    out, stdout = quick_run
+    summary = (out / "SUMMARY.md").read_text()
+    for name in RESULT_NAMES:
+        for r in json.loads((out / f"{name}.json").read_text())["rows"]:
+            assert r["benchmark"] in summary
+
+
+def test_gpu_script_without_cuda_exits_cleanly(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: the no-GPU message is not shown")
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu.py"), "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "no CUDA device" in proc.stdout
+    assert not list(tmp_path.iterdir())
