@@ -110,7 +110,7 @@ def summarize(args: SearchArgs, grid, *, interrupted: bool) -> SearchOutcome:
         else:
             from results.ensemble import build_ensemble
 
-            outcome.ensemble = build_ensemble(Path(args.experiment_path), top_k=args.ensemble_top_k)
+            outcome.ensemble = build_ensemble(Path(args.experiment_path), top_k=args.ensemble_top_k, select="greedy")
     return outcome
 
 
@@ -159,7 +159,7 @@ def finished_search(args: SearchArgs) -> SearchOutcome | None:
     if args.ensemble_top_k > 0 and not (ensemble_dir / "manifest.json").is_file():
         from results.ensemble import build_ensemble  # a crash during the first build left none
 
-        outcome.ensemble = build_ensemble(Path(args.experiment_path), top_k=args.ensemble_top_k)
+        outcome.ensemble = build_ensemble(Path(args.experiment_path), top_k=args.ensemble_top_k, select="greedy")
     elif ensemble_dir.is_dir():
         print(f"ensemble: {ensemble_dir}")
     return outcome
