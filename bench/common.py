@@ -186,7 +186,7 @@ class ProcessTreeSampler(threading.Thread):
         self.root = psutil.Process(pid if pid is not None else os.getpid())
         self.interval = interval
         self.peak_bytes = self.peak_processes = self.max_processes = self.samples = 0
-        self.peak_breakdown: dict[str, float] = {}
+        self.peak_breakdown: dict[str, float] = {}   # "<process name> x<count>" -> MiB at the peak
         self._cpu_start: dict[tuple[int, float], float] = {}
         self._cpu_last: dict[tuple[int, float], float] = {}
         self._halt = threading.Event()
@@ -221,7 +221,7 @@ class ProcessTreeSampler(threading.Thread):
 
         procs = self._processes()
         self._cpu_last.update(self._cpu_snapshot(procs))
-        total, by_name = 0, Counter()
+        total, by_name, count = 0, Counter(), Counter()
         for p in procs:
             try:
                 rss, name = p.memory_info().rss, p.name()
@@ -229,11 +229,12 @@ class ProcessTreeSampler(threading.Thread):
                 continue
             total += rss
             by_name[name] += rss
+            count[name] += 1
         self.samples += 1
         self.max_processes = max(self.max_processes, len(procs))
         if total > self.peak_bytes:
             self.peak_bytes, self.peak_processes = total, len(procs)
-            self.peak_breakdown = {k: round(v / 2**20, 1) for k, v in by_name.most_common(8)}
+            self.peak_breakdown = {f"{k} x{count[k]}": round(v / 2**20, 1) for k, v in by_name.most_common(8)}
 
     @property
     def cpu_seconds(self) -> float:
@@ -267,6 +268,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600; results are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -48,10 +48,12 @@ def plot_best_so_far(results: list, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for res in results:
+    styles = ("-", "--", ":", "-.")   # curves often coincide (same seeded first trials): keep all visible
+    for i, res in enumerate(results):
         ys = res.best_so_far()
         ax.step(range(1, len(ys) + 1), [y if y is not None else float("nan") for y in ys], where="post",
-                marker="o", markersize=3, label=f"{res.label} ({res.epochs_trained} epochs)")
+                linestyle=styles[i % len(styles)], linewidth=2.2 - 0.3 * i, marker="o", markersize=3,
+                label=f"{res.label} ({res.epochs_trained} epochs)")
     ax.set_xlabel("trials started")
     ax.set_ylabel("best val R@1 so far (%)")
     ax.set_title(title, fontsize=9)
