@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_quick(args)
     setup_environment()
     started = time.perf_counter()
-    from bench.tune_runs import run_variant, search_has_scheduler_flag, start_local_ray
+    from bench.tune_runs import run_variant, start_local_ray
 
     sets = args.set or (QUICK_SETS if args.quick else MODEL_SETS)
     storage = run_dir(args, "p3")
@@ -163,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio_text=f"{fifo.best_recall_at_1 - rnd.best_recall_at_1:+.2f} pt"),
     ]
     settings = {**{k: v for k, v in flags.items() if k != "storage"}, "workdir": str(storage),
-                "search_has_scheduler_flag": search_has_scheduler_flag(),
-                "fifo_via": ("--scheduler fifo" if search_has_scheduler_flag() else
-                             "search.tuner.build_scheduler replaced by ray.tune.schedulers.FIFOScheduler in-process "
-                             "(search/ has no scheduler switch)"),
-                "random_via": "search.tuner.make_sampler replaced by optuna RandomSampler(seed)"}
+                "fifo_via": "run_search --scheduler fifo", "random_via": "run_search --sampler random"}
     details: dict[str, Any] = {r.label: r.to_json() for r in results + extra}
     details.update(asha_fraction_of_fifo_epochs=fraction, r1_gap_fifo_minus_asha=gap, plot=str(png),
                    synchronous_sha_fraction={f"rf={rf:g}": v for rf, v in ideal.items()},

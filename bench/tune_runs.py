@@ -1,54 +1,16 @@
-"""Searches for the benchmarks, through the real ``search`` package with ONE part swapped when asked.
+"""Searches for the benchmarks, through the real ``search`` package (what ``run_search.py`` runs).
 
 ``run_variant(flags, scheduler="fifo", sampler="random")`` calls ``search.run.run(resolve_args(flags))``
-(exactly what ``run_search.py`` does: preflight, shared inputs in the object store, the search trainable,
-the Tuner, results tables) and differs from it only in the scheduler and/or the Optuna sampler:
-
-* ``scheduler``: "asha" = search's own ``build_scheduler``; "fifo" = ``ray.tune.schedulers.FIFOScheduler``
-  (every trial runs all its epochs). If ``SearchArgs`` has a ``scheduler`` field (a ``--scheduler`` flag),
-  that is used; otherwise ``search.tuner.build_scheduler`` is replaced for the duration of the call.
-* ``sampler``: "tpe" = search's own ``make_sampler``; "random" = ``optuna.samplers.RandomSampler`` with the
-  same seed (wrapped in PartialFixedSampler like search's when ``--set`` pins keys of the space).
-
-Reads back with ``results``: epochs trained (rows of epochs.parquet), best val R@1, trial start order.
+with ``--scheduler`` / ``--sampler`` set (preflight, shared inputs in the object store, the search
+trainable, the Tuner, results tables), then reads the experiment back with ``results``: epochs trained
+(rows of epochs.parquet), best val R@1, trial start order.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-
-
-def search_has_scheduler_flag() -> bool:
-    from search.args import SearchArgs
-
-    return "scheduler" in SearchArgs.__dataclass_fields__
-
-
-@contextlib.contextmanager
-def swapped_parts(scheduler: str, sampler: str) -> Iterator[None]:
-    import optuna
-    from ray.tune.schedulers import FIFOScheduler
-
-    import search.tuner as tuner_module
-
-    if scheduler not in ("asha", "fifo") or sampler not in ("tpe", "random"):
-        raise ValueError(f"scheduler {scheduler!r} / sampler {sampler!r}: expected asha|fifo and tpe|random")
-    saved = tuner_module.build_scheduler, tuner_module.make_sampler
-    if scheduler == "fifo" and not search_has_scheduler_flag():
-        tuner_module.build_scheduler = lambda args: FIFOScheduler()
-    if sampler == "random":
-        def random_sampler(args):
-            base = optuna.samplers.RandomSampler(seed=args.seed)
-            fixed = args.fixed_overrides
-            return optuna.samplers.PartialFixedSampler(fixed, base) if fixed else base
-        tuner_module.make_sampler = random_sampler
-    try:
-        yield
-    finally:
-        tuner_module.build_scheduler, tuner_module.make_sampler = saved
+from typing import Any
 
 
 @dataclass
@@ -80,17 +42,13 @@ class VariantResult:
 
 def run_variant(flags: dict[str, Any], *, scheduler: str = "asha", sampler: str = "tpe",
                 label: str | None = None) -> VariantResult:
-    """One search with search/'s own code path (only scheduler/sampler swapped); read back its tables."""
+    """One search through run_search's code path with --scheduler/--sampler; read back its tables."""
     from search.args import resolve_args
     from search.run import run as search_run   # the package attribute `search.run` is shadowed by the module
 
-    given = {"wandb": False, "ensemble_top_k": 0, **flags}
-    if search_has_scheduler_flag():
-        given["scheduler"] = scheduler
-    args = resolve_args(given)
+    args = resolve_args({"wandb": False, "ensemble_top_k": 0, **flags, "scheduler": scheduler, "sampler": sampler})
     t0 = time.perf_counter()
-    with swapped_parts(scheduler, sampler):
-        outcome = search_run(args)
+    outcome = search_run(args)
     wall = time.perf_counter() - t0
     return read_variant(Path(outcome.experiment_path), label or f"{scheduler}+{sampler}", scheduler, sampler,
                         wall, outcome.num_trials, outcome.num_errors)

@@ -20,7 +20,7 @@ from .storage import StorageError, is_uri, join, resolve_storage
 
 DEFAULTS: dict[str, Any] = dict(
     space="aligned_loss", data=None, format=None, num_samples=8, max_epochs=4, grace_period=1,
-    reduction_factor=2.0, cpus_per_trial=1.0, gpus_per_trial=0.0, max_concurrent=2, max_failures=1,
+    reduction_factor=2.0, scheduler="asha", sampler="tpe", cpus_per_trial=1.0, gpus_per_trial=0.0, max_concurrent=2, max_failures=1,
     address="local", storage="./experiments", name=None, resume=False, seed=0,
     wandb_project="motion-retrieval-search", wandb=True, ensemble_top_k=5, smoke_test=False,
 )
@@ -32,6 +32,8 @@ SMOKE_DEFAULTS: dict[str, Any] = dict(
 SMOKE_OVERRIDES: dict[str, Any] = dict(
     hidden_dim=64, latent_dim=64, num_layers=1, num_heads=2, ff_mult=2, max_frames=64,
 )
+SCHEDULERS = {"asha": "ASHA early stopping (default)", "fifo": "no early stopping: every trial trains --max-epochs"}
+SAMPLERS = {"tpe": "Optuna TPE, multivariate (default)", "random": "Optuna random sampling (a baseline)"}
 # Config keys that have their own flag: setting them via --set would silently fight the flag.
 FLAG_OWNED_KEYS = {"epochs": "--max-epochs", "data": "--data", "format": "--format", "seed": "--seed"}
 # Flags that may differ on --resume (they do not change what the stored experiment computes).
@@ -69,6 +71,8 @@ class SearchArgs:
     smoke_test: bool
     overrides: tuple[tuple[str, Any], ...] = field(default=())  # typed fixed config values
     storage_shared: bool = False   # the user confirms a local --storage is shared by every node
+    scheduler: str = "asha"        # defaults here too: search_args.json written before these flags existed
+    sampler: str = "tpe"
 
     @property
     def experiment_path(self) -> str:
@@ -109,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--grace-period", type=int, help=f"epochs before ASHA may stop a trial (default {d['grace_period']})")
     ap.add_argument("--reduction-factor", type=float,
                     help=f"ASHA keeps 1/factor of trials per rung (default {d['reduction_factor']:g})")
+    ap.add_argument("--scheduler", help="trial scheduler: " + "; ".join(f"{k} = {v}" for k, v in SCHEDULERS.items()))
+    ap.add_argument("--sampler", help="Optuna sampler: " + "; ".join(f"{k} = {v}" for k, v in SAMPLERS.items()))
     ap.add_argument("--cpus-per-trial", type=float, help=f"CPUs per trial (default {d['cpus_per_trial']:g})")
     ap.add_argument("--gpus-per-trial", type=float,
                     help="GPUs per trial; fractions share a GPU, e.g. 0.5 (default 0)")
@@ -210,6 +216,8 @@ def validate(args: SearchArgs) -> None:
          "than a trial lasts); lower it or raise --max-epochs.")
     need(args.reduction_factor > 1, "--reduction-factor",
          f"{args.reduction_factor:g} must be > 1 (ASHA keeps 1/factor of the trials at each rung).")
+    need(args.scheduler in SCHEDULERS, "--scheduler", f"{args.scheduler!r}: expected one of {', '.join(SCHEDULERS)}.")
+    need(args.sampler in SAMPLERS, "--sampler", f"{args.sampler!r}: expected one of {', '.join(SAMPLERS)}.")
     need(args.max_concurrent >= 1, "--max-concurrent", f"{args.max_concurrent} must be >= 1.")
     need(args.max_failures >= 0, "--max-failures", f"{args.max_failures} must be >= 0.")
     need(args.ensemble_top_k >= 0, "--ensemble-top-k", f"{args.ensemble_top_k} must be >= 0 (0 = off).")

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 from ray import tune
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
@@ -38,7 +38,9 @@ def build_search_alg(args: SearchArgs) -> ConcurrencyLimiter:
     return ConcurrencyLimiter(searcher, max_concurrent=args.max_concurrent)
 
 
-def build_scheduler(args: SearchArgs) -> ASHAScheduler:
+def build_scheduler(args: SearchArgs) -> TrialScheduler:
+    if args.scheduler == "fifo":   # the no-early-stopping baseline: every trial runs --max-epochs
+        return FIFOScheduler()
     # training_iteration == epochs: the trainer reports exactly once per epoch.
     return ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE,
                          max_t=args.max_epochs, grace_period=args.grace_period,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from search import ArgsError, main, resolve_args, run
-from search.args import SMOKE_OVERRIDES, check_resume_compatible
+from search.args import SMOKE_OVERRIDES, SearchArgs, check_resume_compatible
 from spaces import get_space, sample_space
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
     ({"overrides": ["lr"]}, "KEY=VALUE"),
     ({"resume": True}, "--name"),
     ({"storage": "ftp://host/dir"}, "--storage"),
+    ({"scheduler": "hyperband"}, "--scheduler"),
+    ({"sampler": "cmaes"}, "--sampler"),
 ])
 def test_bad_flags_fail_before_ray_with_the_flag_named(tmp_path, flags, flag_in_message):
     given = {"storage": str(tmp_path), **flags}
@@ -169,12 +171,34 @@ def test_wandb_offline_writes_one_run_per_trial_and_a_summary(aligned_search):
         assert list(summary.glob("files/media/images/best_similarity*.png"))
 
 
-def test_second_space_runs_with_wandb_off(ray_local, tmp_path):
+def test_scheduler_and_sampler_flags_pick_the_baselines(tmp_path):
+    import optuna
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search.trial_config import make_sampler
+    from search.tuner import build_scheduler
+
+    default = resolve_args({"storage": str(tmp_path)})
+    assert isinstance(build_scheduler(default), ASHAScheduler)
+    assert isinstance(make_sampler(default), optuna.samplers.TPESampler)
+    base = resolve_args({"storage": str(tmp_path), "scheduler": "fifo", "sampler": "random"})
+    assert isinstance(build_scheduler(base), FIFOScheduler)
+    assert isinstance(make_sampler(base), optuna.samplers.RandomSampler)
+    pinned = resolve_args({"storage": str(tmp_path), "sampler": "random", "overrides": ["lr=0.001"]})
+    assert isinstance(make_sampler(pinned), optuna.samplers.PartialFixedSampler)
+    # search_args.json written before the flags existed still resumes (as ASHA + TPE)
+    old = {k: v for k, v in default.to_json().items() if k not in ("scheduler", "sampler")}
+    assert (SearchArgs.from_json(old).scheduler, SearchArgs.from_json(old).sampler) == ("asha", "tpe")
+
+
+def test_second_space_runs_fifo_random_with_wandb_off(ray_local, tmp_path):
     args = resolve_args({"space": "temos", "smoke_test": True, "num_samples": 4, "max_epochs": 2,
-                         "storage": str(tmp_path), "name": "temos", "wandb": False, "ensemble_top_k": 0})
+                         "storage": str(tmp_path), "name": "temos", "wandb": False, "ensemble_top_k": 0,
+                         "scheduler": "fifo", "sampler": "random"})
     outcome = run(args)
     trials = trials_of(outcome.experiment_path)
     assert len(trials) == 4 and all(t.status == "TERMINATED" for t in trials)
+    assert all(epochs_of(Path(t.path)) == [1, 2] for t in trials)   # FIFO: nobody stopped early
     assert all(t.config["vae"] is True and t.config["loss"] == "temos" for t in trials)
     assert all(t.config["max_frames"] == SMOKE_OVERRIDES["max_frames"] for t in trials)
     assert not (Path(outcome.experiment_path) / "wandb").exists()
