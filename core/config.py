@@ -153,7 +153,7 @@ class OptimConfig:
 class RuntimeConfig:
     device: str = "auto"            # 'auto' = CUDA if visible, else CPU
     num_threads: int = 0            # CPU threads; 0 = as many CPUs as assigned to this process
-    amp: bool = True                # mixed precision on CUDA only
+    amp: bool = True                # bf16 autocast on CUDA and on CPUs with native bf16 (core/precision.py)
     eval_batches: int = 30          # the seed's official protocol: 30 batches x 32 candidates
     eval_batch_size: int = 32
     eval_equivalence: bool = False  # primary metrics count same-caption / same-label-group motions as correct

@@ -13,6 +13,7 @@ from .data.batching import BatchBuilder
 from .metrics import alignment_gap, centroid_distance, equivalence_matrix, mean_diag_sim, similarity_matrix
 from .metrics_protocols import full_split, official_protocol, small_batches
 from .model import RetrievalModel
+from .precision import autocast
 from .text import FrozenTextFeatures
 
 TIES = "average"
@@ -28,8 +29,8 @@ def text_embeddings(model: RetrievalModel, texts: list[str], frozen: FrozenTextF
 
 @torch.no_grad()
 def embed_split(model: RetrievalModel, builder: BatchBuilder, indices: np.ndarray,
-                frozen: FrozenTextFeatures | None, device: torch.device, batch_size: int = 128
-                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                frozen: FrozenTextFeatures | None, device: torch.device, batch_size: int = 128,
+                amp: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Eval-mode embeddings of a split with each motion's first caption: text (N, d), motion (N, d)."""
     was_training = model.training
     model.eval()
@@ -39,7 +40,7 @@ def embed_split(model: RetrievalModel, builder: BatchBuilder, indices: np.ndarra
     order = np.argsort(lengths, kind="stable")
     for s in range(0, len(order), batch_size):
         batch = builder.build(indices[order[s:s + batch_size]]).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device, amp):
             t = text_embeddings(model, batch.texts, frozen, device)
             m = model.encode_motion(batch.motion, batch.mask)["embedding"]
         texts_out.append(t.float().cpu())

@@ -26,6 +26,7 @@ from .data import load_corpus
 from .data.batching import BatchBuilder
 from .data.cache import default_cache_dir
 from .evaluate import embed_split
+from .precision import autocast
 from .model import RetrievalModel
 from .shared import SharedInputs
 from .text import encode_texts, load_text_transformer
@@ -132,7 +133,7 @@ def encode_split(loaded: LoadedModel, data: SharedInputs, split: str, batch_size
         raise ConfigError(f"split {split!r} of dataset {corpus.name!r} is empty; nothing to encode.")
     builder = BatchBuilder(corpus, loaded.mean, loaded.std, loaded.config.data.max_frames, None)
     text, motion, captions = embed_split(loaded.model, builder, indices, frozen_features_for(loaded, data),
-                                         loaded.device, batch_size=batch_size)
+                                         loaded.device, batch_size=batch_size, amp=loaded.config.runtime.amp)
     return SplitEmbeddings(split=split, text=text, motion=motion, ids=[corpus.ids[i] for i in indices],
                            captions=list(captions), groups=[corpus.groups[i] for i in indices])
 
@@ -166,7 +167,9 @@ def encode_queries(loaded: LoadedModel, texts: list[str], data: SharedInputs | N
                 features = None
         if features is None:
             features = _pooled_features(loaded.config.text, texts)
-        out = model.encode_text(text_features=features.to(loaded.device))
+        with autocast(loaded.device, loaded.config.runtime.amp):   # as encode_split: same embeddings
+            out = model.encode_text(text_features=features.to(loaded.device))
     else:
-        out = model.encode_text(texts=texts)
+        with autocast(loaded.device, loaded.config.runtime.amp):
+            out = model.encode_text(texts=texts)
     return out.float().cpu().numpy()

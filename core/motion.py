@@ -80,14 +80,14 @@ class LatentHead(nn.Module):
     def forward(self, mu_features: torch.Tensor, logvar_features: torch.Tensor | None = None) -> dict:
         mu = self.to_mu(mu_features)  # (B, latent)
         if not self.vae:
-            return {"embedding": F.normalize(mu, dim=-1)}
+            return {"embedding": F.normalize(mu.float(), dim=-1)}   # fp32 even under bf16 autocast
         logvar = self.to_logvar(mu_features if logvar_features is None else logvar_features)
         if self.training:
             # clamp only inside exp so a runaway logvar cannot overflow the sample
             z = mu + torch.exp(0.5 * logvar.clamp(-30.0, 20.0)) * torch.randn_like(mu)
         else:
             z = mu
-        return {"embedding": F.normalize(z, dim=-1), "mu": mu, "logvar": logvar}
+        return {"embedding": F.normalize(z.float(), dim=-1), "mu": mu, "logvar": logvar}
 
 
 class MotionEncoder(nn.Module):

@@ -165,7 +165,7 @@ class TextProjection(nn.Module):
                                  nn.Dropout(dropout), nn.Linear(width, latent_dim))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.net(features), dim=-1)
+        return F.normalize(self.net(features).float(), dim=-1)   # unit norm in fp32 under bf16 autocast too
 
 
 # ----------------------------------------------------------------------------- frozen features

@@ -31,6 +31,7 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data.batching import BatchBuilder
 from .evaluate import embed_split, evaluation_metrics, text_embeddings
+from .precision import autocast, autocast_enabled
 from .losses import build_loss
 from .model import RetrievalModel
 from .shared import SharedInputs, prepare_shared
@@ -113,7 +114,7 @@ class _Trainer:
         total = self.steps_per_epoch * cfg.optim.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(total, int(cfg.optim.warmup_frac * total)))
-        self.amp = cfg.runtime.amp and self.device.type == "cuda"
+        self.amp = autocast_enabled(self.device, cfg.runtime.amp)
         self.epoch, self.best, self.bad_epochs, self.history = 0, -math.inf, 0, []
         self.num_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
@@ -145,7 +146,7 @@ class _Trainer:
         for idx in self.builder.epoch_batches(self.train_idx, self.cfg.optim.batch_size, rng,
                                               bucket=self.cfg.data.bucket_by_length):
             batch = self.builder.build(idx, rng).to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            with autocast(self.device, self.amp):
                 text = text_embeddings(self.model, batch.texts, self.frozen, self.device)
                 out = self.model.encode_motion(batch.motion, batch.mask)
                 sent = self.sentences.lookup(batch.texts).to(self.device) if self.sentences else None
@@ -173,7 +174,8 @@ class _Trainer:
         return out
 
     def evaluate(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-        text, motion, captions = embed_split(self.model, self.builder, self.eval_idx, self.frozen, self.device)
+        text, motion, captions = embed_split(self.model, self.builder, self.eval_idx, self.frozen, self.device,
+                                              amp=self.amp)
         corpus = self.shared.corpus
         groups = [corpus.groups[i] for i in self.eval_idx]
         metrics = evaluation_metrics(text, motion, captions, groups, self.cfg.runtime, seed=self.cfg.optim.seed)

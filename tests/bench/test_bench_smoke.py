@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-RESULT_NAMES = ("p1_step_throughput", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
+RESULT_NAMES = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
                 "ensemble_vs_member", "gpu")
 ROW_KEYS = {"benchmark", "goal", "measured", "ratio", "ratio_text", "passed"}
 
@@ -48,6 +48,16 @@ def test_p1_ours_and_bare_loop_train_the_same_batches(quick_run):
     assert 0.2 < d["ratio_median_of_pairs"] < 5 and d["matmul"]["best_gflops"] > 0
 
 
+def test_p1b_trains_both_precisions_or_says_why_not(quick_run):
+    from core.precision import cpu_has_native_bf16
+
+    d = load(quick_run[0], "p1b_cpu_bf16")["details"]
+    assert d["native_bf16"] is cpu_has_native_bf16()
+    if d["native_bf16"]:
+        assert len(d["fp32"]) == len(d["bf16"]) == 1 and d["train_speedup"] > 0
+        assert all(0 <= h["recall_at_1"] <= 100 for h in d["fp32"] + d["bf16"])
+
+
 def test_p2_times_both_text_modes(quick_run):
     d = load(quick_run[0], "p2_frozen_text")["details"]
     assert d["trainable_params"]["finetune"] > 5 * d["trainable_params"]["frozen"]   # MiniLM trains
@@ -74,6 +84,7 @@ def test_p5_measures_wall_and_tree_memory(quick_run):
     assert d["trials"] == 2 and d["errored"] == 0
     assert d["peak_processes"] > 3      # driver + Ray's processes + trial workers
     assert d["peak_rss_sum_mib"] > 200
+    assert 100 < d["peak_pss_sum_mib"] <= d["peak_rss_sum_mib"]   # PSS splits the shared pages
 
 
 def test_ensemble_compares_best_member_with_both_methods(quick_run):
