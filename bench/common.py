@@ -173,7 +173,12 @@ def measured_with_load_guard(measure: Callable[[], Any], *, own: float, retries:
 
 class ProcessTreeSampler(threading.Thread):
     """Every ``interval`` s, over a process and ALL its descendants (Ray daemons, trial workers, ...):
-    the sum of RSS (peak kept, with a by-name breakdown) and each process's CPU time (user + system).
+    the sum of PSS (peak kept, with a by-name breakdown), the sum of RSS, and each process's CPU time.
+
+    PSS (proportional set size) splits every shared page among the processes that map it, so the sum is
+    the memory the tree really occupies. The RSS sum counts shared pages once per process: Ray workers
+    all map the same object-store / shared-library pages, so it overstates the total several times over
+    (kept for comparison). Where PSS is unreadable (not Linux) the RSS figures stand in.
 
     ``cpu_seconds`` = CPU spent since ``start()``: processes alive at start count from their CPU time then,
     later ones from 0; a process's last < ``interval`` s before it exits is missed. Unlike wall time, CPU
@@ -185,8 +190,10 @@ class ProcessTreeSampler(threading.Thread):
 
         self.root = psutil.Process(pid if pid is not None else os.getpid())
         self.interval = interval
-        self.peak_bytes = self.peak_processes = self.max_processes = self.samples = 0
-        self.peak_breakdown: dict[str, float] = {}   # "<process name> x<count>" -> MiB at the peak
+        self.peak_bytes = self.peak_processes = self.max_processes = self.samples = 0   # PSS sum
+        self.peak_rss_bytes = 0
+        self.pss_available = True
+        self.peak_breakdown: dict[str, float] = {}   # "<process name> x<count>" -> PSS MiB at the peak
         self._cpu_start: dict[tuple[int, float], float] = {}
         self._cpu_last: dict[tuple[int, float], float] = {}
         self._halt = threading.Event()
@@ -221,16 +228,29 @@ class ProcessTreeSampler(threading.Thread):
 
         procs = self._processes()
         self._cpu_last.update(self._cpu_snapshot(procs))
-        total, by_name, count = 0, Counter(), Counter()
+        total, rss_total, by_name, count = 0, 0, Counter(), Counter()
         for p in procs:
             try:
-                rss, name = p.memory_info().rss, p.name()
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                name = p.name()
+                if self.pss_available:
+                    info = p.memory_full_info()
+                    rss, pss = info.rss, getattr(info, "pss", None)
+                    if pss is None:
+                        self.pss_available = False
+                        pss = rss
+                else:
+                    rss = pss = p.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
-            total += rss
-            by_name[name] += rss
+            except psutil.AccessDenied:   # smaps unreadable: fall back to RSS for the rest of the run
+                self.pss_available = False
+                continue
+            total += pss
+            rss_total += rss
+            by_name[name] += pss
             count[name] += 1
         self.samples += 1
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss_total)
         self.max_processes = max(self.max_processes, len(procs))
         if total > self.peak_bytes:
             self.peak_bytes, self.peak_processes = total, len(procs)

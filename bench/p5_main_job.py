@@ -7,9 +7,10 @@ empty dataset/text-feature cache, as on a fresh machine, unless --warm-cache) an
   wall time   process start to exit (goal <= 10 min on 2 cores)
   CPU time    user + system seconds of every process of the tree; / cores = the wall it would need at best
               on an idle machine (the shared development machine is rarely idle: see the load columns)
-  peak memory the largest sum of RSS over the driver and ALL its descendants (Ray's GCS, raylet, workers,
-              W&B service, ...), sampled with psutil every 0.5 s. RSS double-counts pages shared between
-              processes (libraries, Ray's object store), so this is an upper bound on what the job needs.
+  peak memory the largest sum of PSS over the driver and ALL its descendants (Ray's GCS, raylet, workers,
+              W&B service, ...), sampled with psutil every 0.5 s: shared pages (libraries, Ray's object
+              store) split among the processes that map them, i.e. what the job really occupies. The RSS
+              sum (every shared page counted once per process) is kept in the details for comparison.
 
     python bench/p5_main_job.py
     python bench/p5_main_job.py --quick      # run_search.py --smoke-test, 2 one-epoch trials, tiny corpus, no W&B
@@ -93,17 +94,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"run_search.py exited with {rc}; log: {log_path}")
     parsed = parse_log(text)
     peak_mib = sampler.peak_bytes / 2**20
+    kind = "PSS" if sampler.pss_available else "RSS"
     cpu_s = sampler.cpu_seconds
     alone = cpu_s / usable_cores()   # the wall it needs at best on an idle machine with these cores
     rows = [row("P5 README main job: wall time", f"<= {GOAL_SECONDS / 60:.0f} min on {usable_cores()} cores",
-                f"{wall:.0f} s ({wall / 60:.1f} min), peak RSS sum {peak_mib:.0f} MiB over {sampler.peak_processes} "
+                f"{wall:.0f} s ({wall / 60:.1f} min), peak {kind} sum {peak_mib:.0f} MiB over {sampler.peak_processes} "
                 f"processes; {cpu_s:.0f} CPU-s (>= {alone:.0f} s wall on idle cores); best val R@1 "
                 f"{parsed['best_recall_at_1']}", wall / GOAL_SECONDS, wall <= GOAL_SECONDS,
                 ratio_text=f"{wall / GOAL_SECONDS:.2f} of budget")]
     details = {"wall_seconds": wall, "cpu_seconds": cpu_s, "idle_machine_wall_lower_bound_s": alone,
-               "peak_rss_sum_mib": peak_mib, "peak_processes": sampler.peak_processes,
+               "peak_memory_kind": kind, "peak_pss_sum_mib": peak_mib,
+               "peak_rss_sum_mib": sampler.peak_rss_bytes / 2**20, "peak_processes": sampler.peak_processes,
                "max_processes": sampler.max_processes, "memory_samples": sampler.samples,
-               "peak_rss_by_process_name_mib": sampler.peak_breakdown, **parsed, "log": str(log_path),
+               f"peak_{kind.lower()}_by_process_name_mib": sampler.peak_breakdown, **parsed, "log": str(log_path),
                "log_tail": text[-3000:]}
     settings = {"command": " ".join(["python", "run_search.py", *command[2:]]), "cwd": str(cwd),
                 "cache": "warm (default cache)" if args.warm_cache else "cold (empty MOTION_SEARCH_CACHE)",
