@@ -31,6 +31,7 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data.batching import BatchBuilder
 from .evaluate import embed_split, evaluation_metrics, text_embeddings
+from .memory import release_free_heap
 from .precision import autocast, autocast_enabled
 from .losses import build_loss
 from .model import RetrievalModel
@@ -200,6 +201,7 @@ class _Trainer:
                 self.bad_epochs += 1
             self.history.append(metrics)
             self._report(reporter, metrics, emb)
+            release_free_heap()   # the epoch's freed activations: without this the heap only grows
             if self.cfg.optim.patience and self.bad_epochs >= self.cfg.optim.patience:
                 break
         return self.history
@@ -220,6 +222,7 @@ def train_retrieval(config: Mapping[str, Any], reporter: Reporter | None = None,
     """Train one configuration; report every epoch; return the per-epoch metric dicts (see module doc)."""
     cfg = TrainConfig.from_flat(config)          # the one validation boundary
     flat = cfg.to_flat()
+    release_free_heap()   # a reused Ray worker still holds the previous trial's freed heap
     shared = shared if shared is not None else prepare_shared(flat, progress=False)
     trainer = _Trainer(cfg, flat, shared)
     if resume_from is not None:
