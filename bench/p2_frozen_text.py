@@ -12,6 +12,12 @@ into an empty cache), expressed in frozen epochs; and how a fine-tuning step spl
 transformer and the motion encoder (forward + backward of each on real batches), which bounds what
 freezing the text side can save: at most (text + motion) / motion on the training part.
 
+Two text encoders: the default MiniLM (22 M parameters, 384 wide) and a DistilBERT-base-shaped one
+(66 M, 768 wide: the seeds' ``distilbert-base-uncased``). The hub weights cannot be downloaded here, so the
+second is ``DistilBertModel(DistilBertConfig())`` with seeded random weights and MiniLM's tokenizer (the same
+30,522-token BERT uncased vocabulary) saved to a temp folder: its compute per step is exactly the real
+model's, its recall is meaningless (timing only).
+
     python bench/p2_frozen_text.py
     python bench/p2_frozen_text.py --quick
 """
@@ -40,10 +46,28 @@ GOAL = 3.0
 QUICK_OVERRIDES = {"data": QUICK_DATA, **dict(s.split("=") for s in QUICK_SETS), "batch_size": 32}
 
 
-def configs(args) -> tuple[dict[str, Any], dict[str, Any]]:
+TEXT_MODELS = ("minilm", "distilbert-shaped")
+
+
+def distilbert_shaped(folder: Path) -> str:
+    """A DistilBERT-base architecture (random weights, seed 0) + the packaged BERT-uncased tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    from core.text import resolve_text_model
+
+    torch.manual_seed(0)
+    DistilBertModel(DistilBertConfig()).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(resolve_text_model("all-MiniLM-L6-v2")[0]).save_pretrained(folder)
+    return str(folder)
+
+
+def configs(args, text_model: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     from core.config import TrainConfig, default_flat
 
     flat = default_flat()
+    if text_model:
+        flat["text_model"] = text_model
     if args.quick:
         flat.update(QUICK_OVERRIDES)
     flat.update(parse_overrides(args.set))
@@ -92,12 +116,18 @@ def step_breakdown(finetune_cfg: dict[str, Any], shared, batches: int = 3) -> di
     trainer = _Trainer(cfg, finetune_cfg, shared)
     rng = _seed_epoch(cfg.optim.seed, 1)
     text_s, motion_s, n = 0.0, 0.0, 0
+    from core.precision import autocast
+
     for idx in trainer.builder.epoch_batches(trainer.train_idx, cfg.optim.batch_size, rng):
         batch = trainer.builder.build(idx, rng)
         t0 = _time.perf_counter()
-        trainer.model.encode_text(texts=batch.texts).sum().backward()              # (B, latent)
+        with autocast(trainer.device, trainer.amp):                                # as in training
+            text = trainer.model.encode_text(texts=batch.texts)                    # (B, latent)
+        text.sum().backward()
         t1 = _time.perf_counter()
-        trainer.model.encode_motion(batch.motion, batch.mask)["embedding"].sum().backward()
+        with autocast(trainer.device, trainer.amp):
+            motion = trainer.model.encode_motion(batch.motion, batch.mask)["embedding"]
+        motion.sum().backward()
         t2 = _time.perf_counter()
         if n > 0:   # the first batch warms up allocators
             text_s, motion_s = text_s + t1 - t0, motion_s + t2 - t1
@@ -111,31 +141,20 @@ def step_breakdown(finetune_cfg: dict[str, Any], shared, batches: int = 3) -> di
             "text_share": text_s / (text_s + motion_s), "max_train_speedup": (text_s + motion_s) / motion_s}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", help="dataset spec (default: the embedded corpus 'synthetic')")
-    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for both arms")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (a trial with --cpus-per-trial 1 uses 1)")
-    ap.add_argument("--reps", type=int, default=2, help="epochs of each arm, interleaved (default %(default)s)")
-    add_common_flags(ap, retries=0)
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.reps = 1
-    apply_quick(args)
-    setup_environment()
-    started = time.perf_counter()
+def measure_model(args, label: str, text_model: str | None) -> tuple[dict[str, Any], Any, int]:
+    """Both arms of one text encoder, interleaved: (details, load record, attempts)."""
     from core.train import prepare_shared
 
-    frozen_cfg, finetune_cfg = configs(args)
+    frozen_cfg, finetune_cfg = configs(args, text_model)
     shared = prepare_shared(frozen_cfg, progress=False)   # frozen features cached before timing
 
     def run() -> dict[str, list[dict[str, float]]]:
         out: dict[str, list] = {"frozen": [], "finetune": []}
         arms = (("frozen", frozen_cfg), ("finetune", finetune_cfg))
         for r in range(args.reps):
-            for label, cfg in (arms if r % 2 == 0 else arms[::-1]):
-                out[label].append(one_epoch(cfg, shared))
-                print(f"{label}: epoch {out[label][-1]['epoch_seconds']:.1f} s", flush=True)
+            for arm, cfg in (arms if r % 2 == 0 else arms[::-1]):
+                out[arm].append(one_epoch(cfg, shared))
+                print(f"{label} {arm}: epoch {out[arm][-1]['epoch_seconds']:.1f} s", flush=True)
         return out
 
     res, load, attempts = measured_with_load_guard(run, own=args.threads, retries=args.retries,
@@ -143,28 +162,63 @@ def main(argv: list[str] | None = None) -> int:
     extract = extraction_seconds(frozen_cfg, shared)
     breakdown = step_breakdown(finetune_cfg, shared, batches=1 if args.quick else 3)
 
-    def median(label: str, key: str) -> float:
-        return statistics.median(r[key] for r in res[label])
+    def median(arm: str, key: str) -> float:
+        return statistics.median(r[key] for r in res[arm])
 
     frozen_s, finetune_s = median("frozen", "epoch_seconds"), median("finetune", "epoch_seconds")
-    ratio = finetune_s / frozen_s
-    train_ratio = median("frozen", "samples_per_second") / median("finetune", "samples_per_second")
     details = {**res, "frozen_epoch_seconds": frozen_s, "finetune_epoch_seconds": finetune_s,
-               "epoch_ratio": ratio, "train_only_ratio": train_ratio,
+               "epoch_ratio": finetune_s / frozen_s,
+               "train_only_ratio": median("frozen", "samples_per_second") / median("finetune", "samples_per_second"),
                "frozen_extraction_seconds": extract, "extraction_in_frozen_epochs": extract / frozen_s,
                "texts_extracted": len(shared.texts()), "finetune_step_breakdown": breakdown,
                "trainable_params": {"frozen": res["frozen"][0]["num_params"],
-                                    "finetune": res["finetune"][0]["num_params"]}}
-    rows = [row("P2 epoch time: fine-tuned text / frozen+cached text", f">= {GOAL:g}x faster frozen",
-                f"{frozen_s:.1f} s vs {finetune_s:.1f} s per epoch (train only: {train_ratio:.2f}x; MiniLM is "
-                f"{breakdown['text_share']:.0%} of a fine-tuning step's fwd+bwd); one-time feature extraction "
-                f"{extract:.1f} s", ratio, ratio >= GOAL)]
-    settings = {"config": {k: frozen_cfg[k] for k in ("data", "motion_encoder", "hidden_dim", "num_layers",
-                                                       "max_frames", "batch_size", "text_model", "num_threads")},
-                "finetune_layers": "all (text_finetune_layers=0)", "reps": args.reps}
+                                    "finetune": res["finetune"][0]["num_params"]},
+               "config": {k: frozen_cfg[k] for k in ("data", "motion_encoder", "hidden_dim", "num_layers",
+                                                     "max_frames", "batch_size", "text_model", "num_threads",
+                                                     "amp")}}
+    return details, load, attempts
+
+
+def model_row(label: str, d: dict[str, Any]) -> dict[str, Any]:
+    b, ratio = d["finetune_step_breakdown"], d["epoch_ratio"]
+    return row(f"P2 epoch time: fine-tuned / frozen+cached text, {label}", f">= {GOAL:g}x faster frozen",
+               f"{d['frozen_epoch_seconds']:.1f} s vs {d['finetune_epoch_seconds']:.1f} s per epoch (train only: "
+               f"{d['train_only_ratio']:.2f}x); the text encoder is {b['text_share']:.0%} of a fine-tuning step's "
+               f"fwd+bwd, so freezing can save at most {b['max_train_speedup']:.2f}x of training; one-time "
+               f"feature extraction {d['frozen_extraction_seconds']:.1f} s", ratio, ratio >= GOAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", help="dataset spec (default: the embedded corpus 'synthetic')")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for both arms")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (a trial with --cpus-per-trial 1 uses 1)")
+    ap.add_argument("--reps", type=int, default=2, help="epochs of each arm, interleaved (default %(default)s)")
+    ap.add_argument("--text-models", nargs="+", choices=TEXT_MODELS, default=list(TEXT_MODELS),
+                    help="text encoders to compare (default: both)")
+    add_common_flags(ap, retries=0)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.reps, args.text_models = 1, ["minilm"]
+    apply_quick(args)
+    setup_environment()
+    started = time.perf_counter()
+    labels = {"minilm": "MiniLM-L6 (default)", "distilbert-shaped": "DistilBERT-base-shaped (random weights)"}
+    details: dict[str, Any] = {}
+    rows, loads = [], []
+    with tempfile.TemporaryDirectory(prefix="p2-distilbert-") as tmp:
+        for name in args.text_models:
+            text_model = distilbert_shaped(Path(tmp)) if name == "distilbert-shaped" else None
+            d, load, attempts = measure_model(args, labels[name], text_model)
+            details[name] = {**d, "attempts": attempts, "load": load.to_json()}
+            rows.append(model_row(labels[name], d))
+            loads.append(load)
+    load = max(loads, key=lambda rec: rec.background)   # the busiest arm's record heads the JSON
+    settings = {"text_models": {n: labels[n] for n in args.text_models}, "reps": args.reps,
+                "finetune_layers": "all (text_finetune_layers=0)"}
     path = write_result(out_dir_for(args), NAME, title="Frozen + cached text features vs fine-tuned text encoder",
                         quick=args.quick, rows=rows, settings=settings, details=details, load=load,
-                        attempts=attempts, started=started)
+                        started=started)
     print_rows(rows, load, path)
     return 0
 

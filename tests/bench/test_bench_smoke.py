@@ -59,9 +59,19 @@ def test_p1b_trains_both_precisions_or_says_why_not(quick_run):
 
 
 def test_p2_times_both_text_modes(quick_run):
-    d = load(quick_run[0], "p2_frozen_text")["details"]
+    d = load(quick_run[0], "p2_frozen_text")["details"]["minilm"]
     assert d["trainable_params"]["finetune"] > 5 * d["trainable_params"]["frozen"]   # MiniLM trains
     assert d["frozen_epoch_seconds"] > 0 and d["finetune_epoch_seconds"] > 0 and d["frozen_extraction_seconds"] > 0
+
+
+def test_p2_distilbert_shaped_folder_loads_as_a_text_model(tmp_path):
+    from bench.p2_frozen_text import distilbert_shaped
+    from core.text import load_text_transformer
+
+    model, tokenizer = load_text_transformer(distilbert_shaped(tmp_path))
+    assert (model.config.dim, model.config.n_layers) == (768, 6)              # DistilBERT-base's shape
+    assert sum(p.numel() for p in model.parameters()) > 60_000_000
+    assert tokenizer(["a person walks"])["input_ids"][0][0] == 101             # BERT uncased [CLS]
 
 
 def test_p3_counts_epochs_of_asha_fifo_and_random(quick_run):
