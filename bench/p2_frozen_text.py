@@ -24,11 +24,7 @@ model's, its recall is meaningless (timing only).
 from __future__ import annotations
 
 if __package__ in (None, ""):  # `python bench/x.py`: import the repo, never bench/ itself as top level
-    import sys
-    from pathlib import Path
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-    sys.path.insert(0, str(_here.parent))
+    import _repo_path  # noqa: F401
 
 import argparse
 import statistics
