@@ -101,8 +101,8 @@ def extraction_seconds(frozen_cfg: dict[str, Any], shared) -> float:
 
 
 def step_breakdown(finetune_cfg: dict[str, Any], shared, batches: int = 3) -> dict[str, float]:
-    """Seconds per fine-tuning step spent in text (MiniLM) vs motion forward + backward, on real batches:
-    the most frozen mode can save is the text share of the step."""
+    """Seconds per fine-tuning step spent in text (MiniLM) vs motion forward + backward, on real batches.
+    Freezing saves the text share of this AND the optimizer work on the text parameters (not timed here)."""
     import time as _time
 
     from core.config import TrainConfig
@@ -134,7 +134,7 @@ def step_breakdown(finetune_cfg: dict[str, Any], shared, batches: int = 3) -> di
     steps = max(n - 1, 1)
     text_s, motion_s = text_s / steps, motion_s / steps
     return {"text_seconds_per_step": text_s, "motion_seconds_per_step": motion_s,
-            "text_share": text_s / (text_s + motion_s), "max_train_speedup": (text_s + motion_s) / motion_s}
+            "text_share": text_s / (text_s + motion_s), "fwd_bwd_speedup_bound": (text_s + motion_s) / motion_s}
 
 
 def measure_model(args, label: str, text_model: str | None) -> tuple[dict[str, Any], Any, int]:
@@ -180,8 +180,9 @@ def model_row(label: str, d: dict[str, Any]) -> dict[str, Any]:
     return row(f"P2 epoch time: fine-tuned / frozen+cached text, {label}", f">= {GOAL:g}x faster frozen",
                f"{d['frozen_epoch_seconds']:.1f} s vs {d['finetune_epoch_seconds']:.1f} s per epoch (train only: "
                f"{d['train_only_ratio']:.2f}x); the text encoder is {b['text_share']:.0%} of a fine-tuning step's "
-               f"fwd+bwd, so freezing can save at most {b['max_train_speedup']:.2f}x of training; one-time "
-               f"feature extraction {d['frozen_extraction_seconds']:.1f} s", ratio, ratio >= GOAL)
+               f"fwd+bwd, and AdamW updates {d['trainable_params']['finetune'] / 1e6:.0f} M parameters instead of "
+               f"{d['trainable_params']['frozen'] / 1e6:.1f} M; "
+               f"one-time feature extraction {d['frozen_extraction_seconds']:.1f} s", ratio, ratio >= GOAL)
 
 
 def main(argv: list[str] | None = None) -> int:
