@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.common import (QUICK_DATA, QUICK_SETS, LoadRecord, add_common_flags, apply_quick, run_dir, out_dir_for,
                           print_rows, row, setup_environment, usable_cores, wait_for_quiet, write_result)
-from bench.p1_step_throughput import parse_overrides
+from bench.train_config import parse_overrides
 
 NAME = "gpu"
 NO_CUDA = ("bench/gpu.py: no CUDA device is visible (torch.cuda.is_available() is False), so there is nothing "

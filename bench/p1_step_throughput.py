@@ -33,35 +33,18 @@ from typing import Any
 
 import torch
 
-from bench.common import (QUICK_DATA, QUICK_SETS, add_common_flags, apply_quick, measured_with_load_guard,
-                          out_dir_for, print_rows, row, setup_environment, write_result)
+from bench.common import (add_common_flags, apply_quick, measured_with_load_guard, out_dir_for, print_rows, row,
+                          setup_environment, write_result)
+from bench.train_config import add_train_flags, train_flat
 
 NAME = "p1_step_throughput"
 GOAL = 0.9
-QUICK_OVERRIDES = {"data": QUICK_DATA, **dict(s.split("=") for s in QUICK_SETS), "batch_size": 32}
-
-
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def build_config(args) -> dict[str, Any]:
-    from core.config import TrainConfig, default_flat
+    from core.config import TrainConfig
 
-    flat = default_flat()
-    if args.quick:
-        flat.update(QUICK_OVERRIDES)
-    flat.update(parse_overrides(args.set))
-    flat.update(num_threads=args.threads, epochs=1)
-    if args.data:
-        flat["data"] = args.data
-    return TrainConfig.from_flat(flat).to_flat()
+    return TrainConfig.from_flat(train_flat(args, epochs=1)).to_flat()
 
 
 class Setup:
@@ -196,9 +179,7 @@ def measure(setup: Setup, reps: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", help="dataset spec (default: the trainer default, the embedded corpus 'synthetic')")
-    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (a trial with --cpus-per-trial 1 uses 1)")
+    add_train_flags(ap)
     ap.add_argument("--steps", type=int, default=8, help="batches per timed pass (default %(default)s)")
     ap.add_argument("--reps", type=int, default=6, help="timed passes of each loop, interleaved (default %(default)s)")
     ap.add_argument("--matmul-n", type=int, default=2048, help="matrix size of the GFLOP/s probe")

@@ -21,24 +21,18 @@ import statistics
 import time
 from typing import Any
 
-from bench.common import (LoadRecord, add_common_flags, apply_quick, load_avg, measured_with_load_guard, out_dir_for, print_rows, row,
-                          setup_environment, write_result)
-from bench.p1_step_throughput import QUICK_OVERRIDES, parse_overrides
+from bench.common import (LoadRecord, add_common_flags, apply_quick, load_avg, measured_with_load_guard,
+                          out_dir_for, print_rows, row, setup_environment, write_result)
+from bench.train_config import add_train_flags, train_flat
 
 NAME = "p1b_cpu_bf16"
 QUALITY_POINTS = 2.0   # bf16's best val R@1 may trail fp32's by at most this (one seed, 148 val motions)
 
 
 def configs(args) -> dict[str, dict[str, Any]]:
-    from core.config import TrainConfig, default_flat
+    from core.config import TrainConfig
 
-    flat = default_flat()
-    if args.quick:
-        flat.update(QUICK_OVERRIDES)
-    flat.update(parse_overrides(args.set))
-    flat.update(num_threads=args.threads, epochs=args.epochs, device="cpu")
-    if args.data:
-        flat["data"] = args.data
+    flat = train_flat(args, epochs=args.epochs, device="cpu")
     return {arm: TrainConfig.from_flat({**flat, "amp": arm == "bf16"}).to_flat() for arm in ("fp32", "bf16")}
 
 
@@ -52,9 +46,7 @@ def train(config: dict[str, Any], shared) -> list[dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", help="dataset spec (default: the embedded corpus 'synthetic')")
-    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for both arms")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (a trial with --cpus-per-trial 1 uses 1)")
+    add_train_flags(ap, set_help="config override for both arms")
     ap.add_argument("--epochs", type=int, default=3, help="epochs of each arm (default %(default)s)")
     add_common_flags(ap, retries=0)
     args = ap.parse_args(argv)

@@ -33,14 +33,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import (QUICK_DATA, QUICK_SETS, add_common_flags, apply_quick, measured_with_load_guard,
-                          out_dir_for, print_rows, row, setup_environment, write_result)
-from bench.p1_step_throughput import parse_overrides
+from bench.common import (add_common_flags, apply_quick, measured_with_load_guard, out_dir_for, print_rows, row,
+                          setup_environment, write_result)
+from bench.train_config import add_train_flags, train_flat
 
 NAME = "p2_frozen_text"
 GOAL = 3.0
-QUICK_OVERRIDES = {"data": QUICK_DATA, **dict(s.split("=") for s in QUICK_SETS), "batch_size": 32}
-
 
 TEXT_MODELS = ("minilm", "distilbert-shaped")
 
@@ -59,17 +57,9 @@ def distilbert_shaped(folder: Path) -> str:
 
 
 def configs(args, text_model: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    from core.config import TrainConfig, default_flat
+    from core.config import TrainConfig
 
-    flat = default_flat()
-    if text_model:
-        flat["text_model"] = text_model
-    if args.quick:
-        flat.update(QUICK_OVERRIDES)
-    flat.update(parse_overrides(args.set))
-    flat.update(num_threads=args.threads, epochs=1)
-    if args.data:
-        flat["data"] = args.data
+    flat = train_flat(args, {"text_model": text_model} if text_model else None, epochs=1)
     frozen = TrainConfig.from_flat({**flat, "text_mode": "frozen"}).to_flat()
     finetune = TrainConfig.from_flat({**flat, "text_mode": "finetune", "text_finetune_layers": 0}).to_flat()
     return frozen, finetune
@@ -187,9 +177,7 @@ def model_row(label: str, d: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", help="dataset spec (default: the embedded corpus 'synthetic')")
-    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for both arms")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (a trial with --cpus-per-trial 1 uses 1)")
+    add_train_flags(ap, set_help="config override for both arms")
     ap.add_argument("--reps", type=int, default=2, help="epochs of each arm, interleaved (default %(default)s)")
     ap.add_argument("--text-models", nargs="+", choices=TEXT_MODELS, default=list(TEXT_MODELS),
                     help="text encoders to compare (default: both)")
