@@ -157,7 +157,7 @@ def encode_queries(loaded: LoadedModel, texts: list[str], data: SharedInputs | N
     texts = [str(t) for t in texts]
     if not texts or any(not t.strip() for t in texts):
         raise ValueError("encode_queries: every query must be a non-empty text.")
-    model = loaded.model
+    inputs: dict = {"texts": texts}
     if loaded.config.text.text_mode == "frozen":
         features = None
         if data is not None:  # corpus captions: the cached features, exactly as in training
@@ -167,9 +167,7 @@ def encode_queries(loaded: LoadedModel, texts: list[str], data: SharedInputs | N
                 features = None
         if features is None:
             features = _pooled_features(loaded.config.text, texts)
-        with autocast(loaded.device, loaded.config.runtime.amp):   # as encode_split: same embeddings
-            out = model.encode_text(text_features=features.to(loaded.device))
-    else:
-        with autocast(loaded.device, loaded.config.runtime.amp):
-            out = model.encode_text(texts=texts)
+        inputs = {"text_features": features.to(loaded.device)}
+    with autocast(loaded.device, loaded.config.runtime.amp):   # as encode_split: the same embeddings
+        out = loaded.model.encode_text(**inputs)
     return out.float().cpu().numpy()

@@ -46,21 +46,19 @@ def base_config(args: SearchArgs) -> dict[str, Any]:
 
 def make_sampler(args: SearchArgs) -> optuna.samplers.BaseSampler:
     fixed = args.fixed_overrides
-    if args.sampler == "random":
-        rnd = optuna.samplers.RandomSampler(seed=args.seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.PartialFixedSampler(fixed, rnd) if fixed else rnd
-    # TPE needs some random points before it can model the space; with small budgets it must
-    # start modelling early or it never does.
-    startup = max(3, min(10, args.num_samples // 3))
     # `group` (what models conditional params jointly) and PartialFixedSampler are flagged
     # experimental by Optuna; both are stable in practice.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        tpe = optuna.samplers.TPESampler(multivariate=True, group=True, seed=args.seed,
-                                         n_startup_trials=startup)
-        return optuna.samplers.PartialFixedSampler(fixed, tpe) if fixed else tpe
+        if args.sampler == "random":
+            base = optuna.samplers.RandomSampler(seed=args.seed)
+        else:
+            # TPE needs some random points before it can model the space; with small budgets it must
+            # start modelling early or it never does.
+            startup = max(3, min(10, args.num_samples // 3))
+            base = optuna.samplers.TPESampler(multivariate=True, group=True, seed=args.seed,
+                                              n_startup_trials=startup)
+        return optuna.samplers.PartialFixedSampler(fixed, base) if fixed else base
 
 
 def preflight(args: SearchArgs) -> tuple[dict[str, Any], list[str]]:
