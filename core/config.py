@@ -12,6 +12,8 @@ import difflib
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from .metrics import TIE_RULES
+
 
 class ConfigError(ValueError):
     """A configuration key or value that cannot be used."""
@@ -154,17 +156,23 @@ class RuntimeConfig:
     device: str = "auto"            # 'auto' = CUDA if visible, else CPU
     num_threads: int = 0            # CPU threads; 0 = as many CPUs as assigned to this process
     amp: bool = True                # bf16 autocast on CUDA and on CPUs with native bf16 (core/precision.py)
-    eval_batches: int = 30          # the seed's official protocol: 30 batches x 32 candidates
+    eval_batches: int = 0           # batches of eval_batch_size candidates; 0 = auto (~16 draws per query, >= 30);
+                                    # 30 = the seed's official protocol exactly (core/protocols.py)
     eval_batch_size: int = 32
     eval_equivalence: bool = False  # primary metrics count same-caption / same-label-group motions as correct
+    eval_seed: int = 0              # draws the evaluation batches; fixed across training seeds so runs pair up
+    eval_ties: str = "expected"     # tie rule of R@k (core/metrics.py): expected | tmr | optimistic | pessimistic
 
     def validate(self) -> None:
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                "device", self.device, "'auto', 'cpu' or 'cuda[:N]'")
         _check(isinstance(self.num_threads, int) and self.num_threads >= 0, "num_threads",
                self.num_threads, "an int >= 0")
-        _check(self.eval_batches >= 1 and self.eval_batch_size >= 2, "eval_batches/eval_batch_size",
-               (self.eval_batches, self.eval_batch_size), "eval_batches >= 1 and eval_batch_size >= 2")
+        _check(isinstance(self.eval_batches, int) and self.eval_batches >= 0 and self.eval_batch_size >= 2,
+               "eval_batches/eval_batch_size", (self.eval_batches, self.eval_batch_size),
+               "eval_batches >= 0 (0 = auto) and eval_batch_size >= 2")
+        _check(isinstance(self.eval_seed, int) and self.eval_seed >= 0, "eval_seed", self.eval_seed, "an int >= 0")
+        _check(self.eval_ties in TIE_RULES, "eval_ties", self.eval_ties, f"one of {TIE_RULES}")
 
 
 SECTIONS = {

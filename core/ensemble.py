@@ -4,25 +4,22 @@ Convention (as in core.metrics): every member matrix is (Q, C), row = query, col
 Text->motion uses ``sim``; motion->text uses ``sim.T`` (the motions become the queries), so a
 combination is always taken per query row and must be recomputed for the other direction.
 
-Methods (``combine(sims, method, weights)`` -> (Q, C) scores, higher = better):
+Methods (``make_combiner(method, weights)`` -> ``sims -> (Q, C) scores``, higher = better); every
+member can carry a weight (e.g. ``val_weights``: proportional to its validation R@1):
 
-* ``borda``: for each query every member ranks all C candidates by its similarity; a candidate
-  earns ``C - rank`` points (rank 1-based: the top candidate gets C - 1, the last 0), times the
-  member's weight; the ensemble ranks candidates by their total points.
-  Ties inside one member's row: the tied candidates share the average of the ranks they occupy
-  (fractional ranking), so each gets the mean of the points of those places; e.g. C = 4 and
-  similarities [0.9, 0.5, 0.5, 0.1] give points [3, 1.5, 1.5, 0].  Ties in the *total* points
-  are left to the metric's tie rule (core.evaluate uses "average").
+* ``borda``: each member ranks the C candidates of a row; a candidate earns ``C - rank`` points
+  (rank 1-based; tied candidates share the mean of the places they occupy), times the member's
+  weight.  Totals are integers (halves) and tie constantly, so ties between totals are broken by
+  the members' mean z-scored similarity (``mean_sim``): the added tie-breaker is smaller than the
+  smallest gap between two distinct totals of the row, so it never reorders them, and only
+  candidates equal on BOTH remain tied.
+* ``rrf``: reciprocal rank fusion, ``sum_m w_m / (k + rank_m)`` with k = 60 (Cormack et al. 2009),
+  the same similarity tie-break.
 * ``mean_sim``: each member's row is z-normalized over its candidates (mean 0, population std 1;
-  a constant row becomes all 0: it carries no preference), then the members are averaged with
-  their weights (a weighted mean, so the scale does not depend on the number of members).
+  a constant row becomes all 0: it carries no preference), then averaged with the weights.
 
-Candidate sets: both methods depend on which candidates are ranked together (a Borda rank within
-32 candidates differs from one within the whole split).  ``protocol_metrics`` therefore applies
-the combination INSIDE each protocol's candidate set: for every official batch (30 x 32), every
-TMR small batch and the full split it slices each member's sub-matrix and combines those, exactly
-as a deployed ensemble would rank a given gallery.  For a single member with ``identity`` it
-reproduces ``core.evaluate.evaluation_metrics`` (same index sets, same tie rule, same keys).
+Candidate sets: every method depends on which candidates are ranked together, so evaluation applies
+the combiner inside each protocol's candidate set (``core.protocols``, the combiner hook).
 """
 from __future__ import annotations
 
@@ -32,11 +29,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .metrics import DEFAULT_KS, as_numpy, metrics_from_ranks, query_ranks, weighted_recall
-from .metrics_protocols import OFFICIAL_KS, official_batches
+from .metrics import as_numpy
+from .protocols import Combiner
 
-METHODS = ("borda", "mean_sim")
-Combiner = Callable[[Sequence[np.ndarray]], np.ndarray]
+METHODS = ("borda", "rrf", "mean_sim")
+RRF_K = 60.0
 
 
 # ----------------------------------------------------------------------------- combinations
@@ -81,10 +78,34 @@ def borda_points(sim) -> np.ndarray:
     return points
 
 
+def break_ties(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """(Q, C) scores ordered by ``primary`` first and ``secondary`` among equal primaries.
+
+    Adds ``gap * points(secondary) / C`` to each row, where gap is the row's smallest difference between
+    two distinct primary values and points are secondary's Borda points (0 .. C-1, ties shared): the
+    addition stays below the gap, so the primary order is never changed (row-wise, any scale)."""
+    primary = as_numpy(primary)
+    c = primary.shape[1]
+    steps = np.diff(np.sort(primary, axis=1), axis=1)           # (Q, C-1) >= 0
+    steps = np.where(steps > 0, steps, np.inf)
+    gap = steps.min(axis=1, initial=np.inf, keepdims=True)      # (Q, 1); inf when the row is constant
+    gap = np.where(np.isfinite(gap), gap, 1.0)
+    return primary + gap * borda_points(secondary) / c
+
+
 def borda_scores(sims: Sequence, weights: Sequence[float] | None = None) -> np.ndarray:
-    """Weighted sum of the members' Borda points, (Q, C)."""
+    """Weighted sum of the members' Borda points, ties broken by mean similarity, (Q, C)."""
     mats, w = _check_members(sims, weights)
-    return sum(wk * borda_points(m) for wk, m in zip(w, mats))
+    totals = sum(wk * borda_points(m) for wk, m in zip(w, mats))
+    return break_ties(totals, mean_similarity_scores(mats, w))
+
+
+def rrf_scores(sims: Sequence, weights: Sequence[float] | None = None, k: float = RRF_K) -> np.ndarray:
+    """Reciprocal rank fusion sum_m w_m / (k + rank_m) (fractional ranks for ties), tie-broken by mean similarity."""
+    mats, w = _check_members(sims, weights)
+    c = mats[0].shape[1]
+    fused = sum(wk / (k + (c - borda_points(m))) for wk, m in zip(w, mats))   # rank = C - points, 1-based
+    return break_ties(fused, mean_similarity_scores(mats, w))
 
 
 def zscore_rows(sim) -> np.ndarray:
@@ -101,92 +122,27 @@ def mean_similarity_scores(sims: Sequence, weights: Sequence[float] | None = Non
     return sum(wk * zscore_rows(m) for wk, m in zip(w, mats)) / w.sum()
 
 
-def identity(sims: Sequence) -> np.ndarray:
-    """The combiner of a single model: its own similarities (members are scored through it)."""
-    if len(sims) != 1:
-        raise ValueError(f"identity combines exactly one member, got {len(sims)}.")
-    return as_numpy(sims[0])
+COMBINERS = {"borda": borda_scores, "rrf": rrf_scores, "mean_sim": mean_similarity_scores}
+assert tuple(COMBINERS) == METHODS
 
 
 def make_combiner(method: str, weights: Sequence[float] | None = None) -> Combiner:
     """``sims -> scores`` for a method name in METHODS (weights bound; None = equal)."""
-    if method == "borda":
-        return partial(borda_scores, weights=weights)
-    if method == "mean_sim":
-        return partial(mean_similarity_scores, weights=weights)
-    raise ValueError(f"ensemble method {method!r} is unknown: expected one of {METHODS}.")
+    if method not in COMBINERS:
+        raise ValueError(f"ensemble method {method!r} is unknown: expected one of {METHODS}.")
+    return partial(COMBINERS[method], weights=weights)
 
 
 def combine(sims: Sequence, method: str = "borda", weights: Sequence[float] | None = None) -> np.ndarray:
     return make_combiner(method, weights)(sims)
 
 
-# ----------------------------------------------------------------------------- protocols
-
-def small_batch_indices(n: int, batch_size: int = 32, seed: int = 0) -> list[np.ndarray]:
-    """The index sets of core.metrics_protocols.small_batches (TMR): one seeded permutation cut into
-    consecutive batches, the short last one dropped; one batch of all N if N < batch_size."""
-    perm = np.random.default_rng(seed).permutation(n)
-    if n < batch_size:
-        return [perm]
-    return [perm[s:s + batch_size] for s in range(0, n - batch_size + 1, batch_size)]
-
-
-def _batch_metrics(sims: list[np.ndarray], combiner: Combiner, idx: np.ndarray, eq: np.ndarray | None,
-                   ks, ties: str) -> dict[str, dict]:
-    subs = [s[np.ix_(idx, idx)] for s in sims]                  # each (B, B)
-    sub_eq = None if eq is None else eq[np.ix_(idx, idx)]
-    t2m = combiner(subs)                                         # rows = texts
-    m2t = combiner([s.T for s in subs])                          # rows = motions, ranked afresh
-    return {"t2m": metrics_from_ranks(query_ranks(t2m, sub_eq, ties), ks),
-            "m2t": metrics_from_ranks(query_ranks(m2t, None if sub_eq is None else sub_eq.T, ties), ks)}
-
-
-def _averaged(sims, combiner, batches, eq, ks, ties) -> dict[str, dict]:
-    per_batch = [_batch_metrics(sims, combiner, idx, eq, ks, ties) for idx in batches]
-    return {d: {k: float(np.mean([b[d][k] for b in per_batch])) for k in per_batch[0][d]} for d in ("t2m", "m2t")}
-
-
-def official_metrics(sims: Sequence, combiner: Combiner, n_batches: int = 30, batch_size: int = 32,
-                     seed: int = 0, equivalence=None, ties: str = "average") -> dict[str, dict]:
-    """The official protocol (30 x 32) of the combined scores: {"t2m": {R1..R10, MedR, WR}, "m2t": ...}."""
-    sims = [as_numpy(s) for s in sims]
-    eq = None if equivalence is None else np.asarray(equivalence, dtype=bool)
-    out = _averaged(sims, combiner, official_batches(len(sims[0]), n_batches, batch_size, seed), eq,
-                    OFFICIAL_KS, ties)
-    for direction in out.values():
-        direction["WR"] = weighted_recall(direction, max_k=10)
-    return out
-
-
-def protocol_metrics(sims: Sequence, combiner: Combiner = identity, *, n_batches: int = 30,
-                     batch_size: int = 32, seed: int = 0, equivalence=None, eq_view=None,
-                     ties: str = "average") -> dict[str, float]:
-    """Every retrieval metric of core.evaluate.evaluation_metrics for the combined scores of ``sims``
-    (each (N, N), row i = text i, correct = motion i), with the combination done per candidate set.
-
-    ``equivalence``: counts as correct in the primary metrics (RuntimeConfig.eval_equivalence);
-    ``eq_view``: an extra equivalence-aware official view (eq_recall_at_1, eq_weighted_recall).
-    """
-    sims = [as_numpy(s) for s in sims]
-    n = len(sims[0])
-    if n == 0 or any(s.shape != (n, n) for s in sims):
-        raise ValueError(f"protocol_metrics needs square (N, N) member matrices, got {[s.shape for s in sims]}.")
-    eq = None if equivalence is None else np.asarray(equivalence, dtype=bool)
-    official = official_metrics(sims, combiner, n_batches, batch_size, seed, eq, ties)
-    t2m, m2t = official["t2m"], official["m2t"]
-    out = {f"recall_at_{k}": t2m[f"R{k}"] for k in (1, 2, 3, 5, 10)}
-    out.update(weighted_recall=t2m["WR"], medr=t2m["MedR"], m2t_recall_at_1=m2t["R1"],
-               m2t_recall_at_5=m2t["R5"], m2t_weighted_recall=m2t["WR"])
-    full = _averaged(sims, combiner, [np.arange(n)], eq, DEFAULT_KS, ties)
-    small = _averaged(sims, combiner, small_batch_indices(n, batch_size, seed), eq, DEFAULT_KS, ties)
-    for prefix, nested, keep in (("full_", full, None), ("small_", small, ("R1", "R5", "R10", "MedR"))):
-        for direction, values in nested.items():
-            out.update({f"{prefix}{direction}_{k}": float(v) for k, v in values.items() if keep is None or k in keep})
-    if eq_view is not None:
-        view = official_metrics(sims, combiner, n_batches, batch_size, seed, eq_view, ties)["t2m"]
-        out.update(eq_recall_at_1=view["R1"], eq_weighted_recall=view["WR"])
-    return out
+def val_weights(val_scores: Sequence[float]) -> list[float]:
+    """Weights proportional to each member's validation score (e.g. R@1 %), the best member = 1."""
+    scores = np.maximum(np.asarray(val_scores, dtype=np.float64), 0.0)
+    if scores.size == 0 or scores.max() <= 0:
+        return [1.0] * len(scores)
+    return (scores / scores.max()).tolist()
 
 
 def top_candidates(scores, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Encode a split once and turn its similarity matrix into every metric a trial reports.
 
-Ties between similarities use the "average" rule (expected rank among tied candidates), so a
-collapsed model whose similarities are all equal scores chance, never 100 %.
+Ties between similarities follow ``eval_ties`` (default "expected": fractional credit over a random
+order of the tied candidates, so a collapsed model scores chance, never 100 %; "tmr" reproduces TMR).
 """
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ import torch
 from .config import RuntimeConfig
 from .data.batching import BatchBuilder
 from .metrics import alignment_gap, centroid_distance, equivalence_matrix, mean_diag_sim, similarity_matrix
-from .metrics_protocols import full_split, official_protocol, small_batches
+from .protocols import ProtocolResult, ProtocolSettings, evaluate_protocols, identity
 from .model import RetrievalModel
 from .precision import autocast
 from .text import FrozenTextFeatures
-
-TIES = "average"
-
 
 def text_embeddings(model: RetrievalModel, texts: list[str], frozen: FrozenTextFeatures | None,
                     device: torch.device) -> torch.Tensor:
@@ -53,36 +50,28 @@ def embed_split(model: RetrievalModel, builder: BatchBuilder, indices: np.ndarra
     return text, motion, [captions[i] for i in inverse]
 
 
-def _prefixed(nested: dict, prefix: str, keys=None) -> dict[str, float]:
-    out = {}
-    for direction, values in nested.items():
-        for k, v in values.items():
-            if keys is None or k in keys:
-                out[f"{prefix}{direction}_{k}"] = float(v)
-    return out
+def protocol_settings(runtime: RuntimeConfig) -> ProtocolSettings:
+    """The evaluation protocol of a config: batches, evaluation seed (NOT the training seed, so runs of
+    different seeds are scored on the same batches and can be compared query by query) and tie rule."""
+    return ProtocolSettings(runtime.eval_batches, runtime.eval_batch_size, runtime.eval_seed, runtime.eval_ties)
 
 
-def evaluation_metrics(text: np.ndarray, motion: np.ndarray, captions: list[str], groups: list | None,
-                       runtime: RuntimeConfig, seed: int = 0) -> dict[str, float]:
-    """All reported retrieval metrics for one split (see core/train.py for the key list)."""
-    sim = similarity_matrix(text, motion)
+def equivalence_views(captions: list[str], groups: list | None, runtime: RuntimeConfig) -> dict:
+    """``equivalence`` (counted in the primary metrics when eval_equivalence) and ``eq_view`` (an extra
+    equivalence-aware view whenever any two items are interchangeable) for evaluate_protocols."""
     has_groups = groups is not None and any(g is not None for g in groups)
     eq = equivalence_matrix(captions, groups if has_groups else None)
-    primary_eq = eq if runtime.eval_equivalence else None
-    official = official_protocol(sim, runtime.eval_batches, runtime.eval_batch_size, seed=seed,
-                                 equivalence=primary_eq, ties=TIES)
-    t2m, m2t = official["t2m"], official["m2t"]
-    out = {f"recall_at_{k}": t2m[f"R{k}"] for k in (1, 2, 3, 5, 10)}
-    out.update(weighted_recall=t2m["WR"], medr=t2m["MedR"],
-               m2t_recall_at_1=m2t["R1"], m2t_recall_at_5=m2t["R5"], m2t_weighted_recall=m2t["WR"])
-    out.update(_prefixed(full_split(sim, equivalence=primary_eq, ties=TIES), "full_"))
-    out.update(_prefixed(small_batches(sim, runtime.eval_batch_size, seed=seed, equivalence=primary_eq, ties=TIES),
-                         "small_", keys=("R1", "R5", "R10", "MedR")))
-    if not runtime.eval_equivalence and eq.sum() > len(eq):  # any equivalence beyond the diagonal
-        # Equivalence-aware view next to the strict one: identical captions / same label group count.
-        eq_off = official_protocol(sim, runtime.eval_batches, runtime.eval_batch_size, seed=seed,
-                                   equivalence=eq, ties=TIES)
-        out.update(eq_recall_at_1=eq_off["t2m"]["R1"], eq_weighted_recall=eq_off["t2m"]["WR"])
-    out.update(alignment_gap=alignment_gap(text, motion), centroid_distance=centroid_distance(text, motion),
-               mean_diag_sim=mean_diag_sim(text, motion))
-    return out
+    extra = not runtime.eval_equivalence and eq.sum() > len(eq)   # any equivalence beyond the diagonal
+    return {"equivalence": eq if runtime.eval_equivalence else None, "eq_view": eq if extra else None}
+
+
+def evaluate_split(text: np.ndarray, motion: np.ndarray, captions: list[str], groups: list | None,
+                   runtime: RuntimeConfig) -> ProtocolResult:
+    """All reported retrieval metrics (with 95 % CIs) of one split + the diagnostics, and the per-query
+    credit of the compared metrics (see core/protocols.py; key list in core/train.py)."""
+    sim = similarity_matrix(text, motion)
+    result = evaluate_protocols([sim], identity, protocol_settings(runtime),
+                                **equivalence_views(captions, groups, runtime))
+    result.metrics.update(alignment_gap=alignment_gap(text, motion), centroid_distance=centroid_distance(text, motion),
+                          mean_diag_sim=mean_diag_sim(text, motion))
+    return result

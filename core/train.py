@@ -8,6 +8,7 @@ Each epoch: train on the train split, evaluate on ``eval_split`` (val), then cal
   recall_at_{2,3,5,10}, weighted_recall, medr, m2t_recall_at_{1,5}, m2t_weighted_recall,
   full_{t2m,m2t}_{R1,R2,R3,R5,R10,MedR} (whole split), small_{t2m,m2t}_{R1,R5,R10,MedR} (TMR 32-batches),
   [eq_recall_at_1, eq_weighted_recall], alignment_gap, centroid_distance, mean_diag_sim,
+  {recall_at_1,weighted_recall,full_t2m_R1[,eq_recall_at_1]}_{lo,hi} (95 % bootstrap CI over queries),
   train_loss, loss_<term>, lr, epoch_seconds, samples_per_second, num_params.
 Every epoch's randomness is derived from (seed, epoch), and the checkpoint holds model, optimizer,
 scheduler and RNG state, so resuming from epoch k's checkpoint reproduces epoch k+1 exactly.
@@ -30,7 +31,8 @@ import torch
 from .checkpoint import read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data.batching import BatchBuilder
-from .evaluate import embed_split, evaluation_metrics, text_embeddings
+from .bootstrap import credits_to_arrays
+from .evaluate import embed_split, evaluate_split, text_embeddings
 from .memory import release_free_heap
 from .precision import autocast, autocast_enabled
 from .losses import build_loss
@@ -179,10 +181,12 @@ class _Trainer:
                                               amp=self.amp)
         corpus = self.shared.corpus
         groups = [corpus.groups[i] for i in self.eval_idx]
-        metrics = evaluation_metrics(text, motion, captions, groups, self.cfg.runtime, seed=self.cfg.optim.seed)
+        result = evaluate_split(text, motion, captions, groups, self.cfg.runtime)
+        # The per-query credit travels with the checkpoint: runs on the same split and evaluation
+        # seed can later be compared query by query (paired CIs) without re-encoding anything.
         emb = {"text": text, "motion": motion, "ids": np.asarray([corpus.ids[i] for i in self.eval_idx]),
-               "captions": np.asarray(captions)}
-        return metrics, emb
+               "captions": np.asarray(captions), **credits_to_arrays(result.credits)}
+        return result.metrics, emb
 
     def run(self, reporter: Reporter | None) -> list[dict]:
         while self.epoch < self.cfg.optim.epochs:

@@ -5,11 +5,17 @@ import numpy as np
 import pytest
 
 from core.config import RuntimeConfig
-from core.ensemble import (borda_points, borda_scores, combine, greedy_forward_selection, identity, make_combiner,
-                           mean_similarity_scores, official_metrics, protocol_metrics, small_batch_indices,
-                           top_candidates, zscore_rows)
-from core.evaluate import evaluation_metrics
-from core.metrics import equivalence_matrix, similarity_matrix, small_batches
+from core.ensemble import (borda_points, borda_scores, break_ties, combine, greedy_forward_selection, make_combiner,
+                           mean_similarity_scores, rrf_scores, top_candidates, val_weights, zscore_rows)
+from core.evaluate import evaluate_split
+from core.metrics import similarity_matrix
+from core.protocols import ProtocolSettings, evaluate_protocols, identity, official_batches
+
+
+def official(sims, combiner, n_batches=1, batch_size=32, seed=0):
+    settings = ProtocolSettings(n_batches=n_batches, batch_size=batch_size, seed=seed)
+    m = evaluate_protocols(sims, combiner, settings, intervals=False, official_only=True).metrics
+    return {"R1": m["recall_at_1"], "WR": m["weighted_recall"]}
 
 # Two members, 3 texts (rows) x 3 motions (columns); text i's correct motion is motion i.
 A = np.array([[0.9, 0.2, 0.5],
@@ -34,9 +40,48 @@ def test_borda_points_hand_worked_with_ties():
 
 
 def test_borda_scores_sum_and_weights_hand_worked():
-    np.testing.assert_array_equal(borda_scores([A, B]), [[2, 2, 2], [1.5, 3, 1.5], [1, 2, 3]])
-    np.testing.assert_array_equal(borda_scores([A, B], weights=[2, 1]), [[4, 2, 3], [3, 4.5, 1.5], [1, 3, 5]])
-    np.testing.assert_array_equal(combine([A, B], "borda"), borda_scores([A, B]))
+    # Totals [[2, 2, 2], [1.5, 3, 1.5], [1, 2, 3]]: the tied totals are ordered by the mean z-scored similarity.
+    totals = np.array([[2, 2, 2], [1.5, 3, 1.5], [1, 2, 3]])
+    got, z = borda_scores([A, B]), mean_similarity_scores([A, B])
+    for i in range(3):   # the order is (points, then mean z-sim) lexicographically
+        assert np.argsort(-got[i]).tolist() == np.lexsort((-z[i], -totals[i])).tolist(), i
+    gaps = np.array([[1.0], [1.5], [1.0]])   # smallest gap between distinct totals (1 for a constant row)
+    assert ((got - totals) >= 0).all() and ((got - totals) < gaps).all()
+    weighted = borda_scores([A, B], weights=[2, 1])
+    assert np.argsort(-weighted, axis=1).tolist() == np.argsort(-np.array([[4, 2, 3], [3, 4.5, 1.5], [1, 3, 5]]),
+                                                                axis=1).tolist()
+    np.testing.assert_array_equal(combine([A, B], "borda"), got)
+
+
+def test_break_ties_never_reorders_the_primary_and_orders_its_ties():
+    rng = np.random.default_rng(5)
+    primary = rng.integers(0, 5, size=(30, 12)).astype(float) * rng.choice([0.01, 1.0, 300.0])
+    secondary = rng.normal(size=(30, 12))
+    out = break_ties(primary, secondary)
+    for i in range(30):
+        for a in range(12):
+            for b in range(12):
+                if primary[i, a] > primary[i, b]:
+                    assert out[i, a] > out[i, b]
+                elif primary[i, a] == primary[i, b]:
+                    assert (out[i, a] > out[i, b]) == (secondary[i, a] > secondary[i, b])
+    np.testing.assert_array_equal(break_ties(np.ones((1, 3)), np.array([[0.0, 0.0, 1.0]]))[0, :2], [1 + 0.5 / 3] * 2)
+
+
+def test_rrf_hand_worked():
+    # Member ranks: A row 0 -> [1, 3, 2], B row 0 -> [3, 1, 2]: every candidate sums to 1/61 + 1/63 or 2/62.
+    got = rrf_scores([A, B])
+    fused = np.array([1 / 61 + 1 / 63, 1 / 63 + 1 / 61, 2 / 62])
+    assert got[0] == pytest.approx(fused, abs=1e-4)
+    assert np.argmax(got[0]) in (0, 1) and got[0, 2] < got[0].max()   # 2/62 < 1/61 + 1/63
+    ties = rrf_scores([np.array([[0.5, 0.5, 0.1]])])                    # fractional rank 1.5 for the tie
+    assert ties[0, 0] == pytest.approx(1 / 61.5, abs=1e-3) and ties[0, 0] == ties[0, 1]
+    assert rrf_scores([A, B], weights=[1, 0])[0].argmax() == 0
+
+
+def test_val_weights():
+    assert val_weights([60.0, 30.0, 0.0]) == [1.0, 0.5, 0.0]
+    assert val_weights([0.0, 0.0]) == [1.0, 1.0]
 
 
 def test_borda_points_match_brute_force_on_many_ties():
@@ -98,13 +143,15 @@ def test_bad_members_and_weights_are_rejected():
 # ----------------------------------------------------------------------------- protocols
 
 def test_full_split_borda_is_ranked_per_direction_hand_worked():
-    # Text->motion totals (rows): [2,2,2], [1.5,3,1.5], [1,2,3] -> ranks 2 (3-way tie, "average"), 1, 1.
-    # Motion->text: Borda over the columns of A and B: m0 [2,2,2] -> 2, m1 [3,3,0] -> 1.5, m2 [1,2,3] -> 1.
-    m = protocol_metrics([A, B], make_combiner("borda"), n_batches=1, batch_size=3)
-    assert m["full_t2m_R1"] == pytest.approx(200 / 3) and m["full_t2m_MedR"] == 1
-    assert m["full_m2t_R1"] == pytest.approx(100 / 3) and m["full_m2t_R2"] == 100 and m["full_m2t_MedR"] == 1.5
-    # Transposing the text->motion totals would instead put t1 alone on top for m1 ([2, 3, 2]).
-    assert m["recall_at_1"] == pytest.approx(200 / 3)  # one batch holding all 3 = the full split
+    # Text->motion totals (rows) [2,2,2], [1.5,3,1.5], [1,2,3] -> tie-broken by mean z-sim: t0 wins (z favours 0).
+    # Motion->text: Borda over the columns of A and B, ranked afresh (not a transpose of the text->motion totals).
+    m = evaluate_protocols([A, B], make_combiner("borda"), ProtocolSettings(n_batches=1, batch_size=3),
+                           intervals=False).metrics
+    z = mean_similarity_scores([A, B])
+    assert m["full_t2m_R1"] == pytest.approx(100 * np.mean([z[0].argmax() == 0, True, True]))
+    cols = mean_similarity_scores([A.T, B.T])
+    assert m["full_m2t_R1"] == pytest.approx(100 * np.mean([cols[0].argmax() == 0, False, True]))
+    assert m["recall_at_1"] == m["full_t2m_R1"]      # one batch holding all 3 = the full split
 
 
 def test_single_member_reproduces_core_evaluation_exactly():
@@ -112,29 +159,17 @@ def test_single_member_reproduces_core_evaluation_exactly():
     text = rng.normal(size=(150, 16))
     motion = text + 1.2 * rng.normal(size=(150, 16))
     captions = [f"caption {i % 120}" for i in range(150)]   # duplicates -> an equivalence view
-    runtime = RuntimeConfig()
-    want = evaluation_metrics(text, motion, captions, None, runtime, seed=7)
-    eq = equivalence_matrix(captions)
-    got = protocol_metrics([similarity_matrix(text, motion)], identity, seed=7, eq_view=eq)
+    want = evaluate_split(text, motion, captions, None, RuntimeConfig(eval_seed=7)).metrics
+    sim = similarity_matrix(text, motion)
+    from core.metrics import equivalence_matrix
+    got = evaluate_protocols([sim], identity, ProtocolSettings(seed=7), eq_view=equivalence_matrix(captions)).metrics
     assert set(got) == set(want) - {"alignment_gap", "centroid_distance", "mean_diag_sim"}
     for key, value in got.items():
         assert value == pytest.approx(want[key], abs=1e-12), key
-    # One member through Borda: a rank transform that keeps ties -> the same numbers.
-    assert protocol_metrics([similarity_matrix(text, motion)], make_combiner("borda"), seed=7) == pytest.approx(
-        {k: v for k, v in got.items() if not k.startswith("eq_")})
-
-
-def test_small_batch_indices_are_the_core_protocols():
-    rng = np.random.default_rng(3)
-    sim = rng.normal(size=(100, 100))
-    for n in (100, 20):
-        s = sim[:n, :n]
-        got = protocol_metrics([s], identity, batch_size=32, seed=5)
-        want = small_batches(s, 32, seed=5, ties="average")
-        assert got["small_t2m_R1"] == pytest.approx(want["t2m"]["R1"])
-        assert got["small_m2t_MedR"] == pytest.approx(want["m2t"]["MedR"])
-        sizes = [len(b) for b in small_batch_indices(n, 32, 5)]
-        assert sizes == ([32] * (n // 32) if n >= 32 else [n])
+    # One member through Borda / RRF: rank transforms with a similarity tie-break -> the same numbers.
+    for method in ("borda", "rrf", "mean_sim"):
+        fused = evaluate_protocols([sim], make_combiner(method), ProtocolSettings(seed=7)).metrics
+        assert fused == pytest.approx({k: v for k, v in got.items() if not k.startswith("eq_")}), method
 
 
 def test_combination_is_done_inside_each_batch():
@@ -142,13 +177,11 @@ def test_combination_is_done_inside_each_batch():
     # the full-split combination: check one official batch by hand.
     rng = np.random.default_rng(4)
     sims = [rng.normal(size=(64, 64)) + 2 * np.eye(64) * k for k in (0.3, 0.5, 0.7)]
-    from core.metrics import query_ranks
-    from core.metrics_protocols import official_batches
+    from core.metrics import query_hits
     idx = official_batches(64, 1, 32, seed=0)[0]
     sub = [s[np.ix_(idx, idx)] for s in sims]
-    want = 100 * np.mean(query_ranks(borda_scores(sub), ties="average") <= 1)
-    got = official_metrics(sims, make_combiner("borda"), n_batches=1, batch_size=32, seed=0)["t2m"]["R1"]
-    assert got == pytest.approx(want)
+    want = 100 * np.mean(query_hits(borda_scores(sub), ks=(1,)))
+    assert official(sims, make_combiner("borda"))["R1"] == pytest.approx(want)
 
 
 def test_top_candidates_orders_and_breaks_ties_by_column():
@@ -172,12 +205,12 @@ def _helps_and_hurts_members(n=6):
     return [m0, m1, m2]
 
 
-@pytest.mark.parametrize("method", ["borda", "mean_sim"])
+@pytest.mark.parametrize("method", ["borda", "rrf", "mean_sim"])
 def test_greedy_adds_the_member_that_helps_and_not_the_one_that_hurts(method):
     members = _helps_and_hurts_members()
 
     def score(subset):
-        t2m = official_metrics([members[i] for i in subset], make_combiner(method), n_batches=1, batch_size=6)["t2m"]
+        t2m = official([members[i] for i in subset], make_combiner(method), n_batches=1, batch_size=6)
         return t2m["R1"], t2m["WR"]
 
     assert score((0,))[0] == pytest.approx(400 / 6) and score((0, 1))[0] == 100

@@ -6,40 +6,52 @@ import numpy as np
 import pytest
 import torch
 
-from core.metrics import (alignment_gap, both_directions, centroid_distance, equivalence_matrix,
-                          flatten_metrics, full_split, mean_diag_sim, official_batches, official_protocol,
-                          query_ranks, retrieval_metrics, small_batches, weighted_recall)
+from core.metrics import (TIE_RULES, alignment_gap, both_directions, centroid_distance, equivalence_matrix,
+                          flatten_metrics, mean_diag_sim, query_hits, query_ranks, retrieval_metrics, weighted_recall)
 
 
 # ----------------------------------------------------------------------------- brute force
 
-def brute_rank(row, correct, ties):
-    """Rank (1-based) of the first correct candidate in an explicit sort of one query's row."""
+def _tie_orders(row, correct):
+    """Every equally likely ordering of one query's candidates: ties permuted in every way."""
+    values = sorted(set(row), reverse=True)
+    groups = [[j for j in range(len(row)) if row[j] == v] for v in values]
+    for perms in itertools.product(*(itertools.permutations(g) for g in groups)):
+        yield [j for perm in perms for j in perm]
+
+
+def brute_credit(row, correct, ties, k):
+    """Credit at k and the rank of one query, by explicit sorting (TMR: from its description)."""
     n = len(row)
     if ties in ("optimistic", "pessimistic"):
         first_correct = ties == "optimistic"
         order = sorted(range(n), key=lambda j: (-row[j], (0 if correct[j] else 1) if first_correct
                                                  else (1 if correct[j] else 0)))
-        return float(next(pos for pos, j in enumerate(order) if correct[j]) + 1)
-    # average: expectation over every ordering of each group of tied candidates
-    values = sorted(set(row), reverse=True)
-    position = 0
-    for v in values:
-        group = [j for j in range(n) if row[j] == v]
-        if any(correct[j] for j in group):
-            firsts = [next(p for p, j in enumerate(perm) if correct[j]) for perm in itertools.permutations(group)]
-            return position + 1 + sum(firsts) / len(firsts)
-        position += len(group)
-    raise AssertionError("no correct candidate")
+        rank = float(next(pos for pos, j in enumerate(order) if correct[j]) + 1)
+        return float(rank <= k), rank
+    if ties == "tmr":
+        # TMR: sort the distances (-similarity) ascending, take the distance of the ground truth (the best
+        # correct one), average the 0-based positions of every entry equal to it; hit when that mean < k.
+        dists = sorted(-x for x in row)
+        gt = min(-row[j] for j in range(n) if correct[j])
+        positions = [p for p, d in enumerate(dists) if d == gt]
+        col = sum(positions) / len(positions)
+        return float(col < k), col + 1.0
+    # expected: the fraction of all tie orderings in which the first correct candidate is within the top k
+    firsts = [next(p for p, j in enumerate(order) if correct[j]) + 1 for order in _tie_orders(row, correct)]
+    return sum(f <= k for f in firsts) / len(firsts), sum(firsts) / len(firsts)
 
 
-def brute_metrics(sim, eq, ties="optimistic", ks=(1, 2, 3, 5, 10)):
+def brute_metrics(sim, eq, ties="expected", ks=(1, 2, 3, 5, 10)):
     n = len(sim)
+    credit = {k: 0.0 for k in ks}
     ranks = []
     for i in range(n):
         correct = [j == i or (eq is not None and bool(eq[i][j])) for j in range(n)]
-        ranks.append(brute_rank(list(sim[i]), correct, ties))
-    out = {f"R{k}": 100.0 * sum(1 for r in ranks if r <= k) / n for k in ks}
+        for k in ks:
+            credit[k] += brute_credit(list(sim[i]), correct, ties, k)[0]
+        ranks.append(brute_credit(list(sim[i]), correct, ties, 1)[1])
+    out = {f"R{k}": 100.0 * credit[k] / n for k in ks}
     s = sorted(ranks)
     out["MedR"] = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
     return out
@@ -53,7 +65,7 @@ def assert_close_dicts(a, b):
 
 # ----------------------------------------------------------------------------- ranks / metrics
 
-@pytest.mark.parametrize("ties", ["optimistic", "pessimistic", "average"])
+@pytest.mark.parametrize("ties", TIE_RULES)
 def test_random_matrix_both_directions(ties):
     sim = np.random.default_rng(1).normal(size=(37, 37))
     out = both_directions(sim, ties=ties)
@@ -61,28 +73,52 @@ def test_random_matrix_both_directions(ties):
     assert_close_dicts(out["m2t"], brute_metrics(sim.T, None, ties))
 
 
-@pytest.mark.parametrize("ties", ["optimistic", "pessimistic", "average"])
+@pytest.mark.parametrize("ties", TIE_RULES)
 @pytest.mark.parametrize("with_eq", [False, True])
 def test_deliberate_ties(ties, with_eq):
     rng = np.random.default_rng(2)
-    sim = rng.integers(0, 3, size=(12, 12)).astype(float)  # 3 levels: ties everywhere
+    sim = rng.integers(0, 4, size=(9, 9)).astype(float)  # 4 levels: ties everywhere (small: orders are enumerated)
     eq = None
     if with_eq:
-        eq = equivalence_matrix([f"cap{i % 4}" for i in range(12)], [None] * 12)
-    ranks = query_ranks(sim, eq, ties)
-    for i in range(12):
-        correct = [j == i or (eq is not None and eq[i, j]) for j in range(12)]
-        assert ranks[i] == pytest.approx(brute_rank(list(sim[i]), correct, ties)), i
+        eq = equivalence_matrix([f"cap{i % 4}" for i in range(9)], [None] * 9)
+    ranks, hits = query_ranks(sim, eq, ties), query_hits(sim, eq, ties, (1, 2, 3, 5))
+    for i in range(9):
+        correct = [j == i or (eq is not None and eq[i, j]) for j in range(9)]
+        for c, k in enumerate((1, 2, 3, 5)):
+            want, rank = brute_credit(list(sim[i]), correct, ties, k)
+            assert hits[i, c] == pytest.approx(want), (i, k)
+        assert ranks[i] == pytest.approx(rank), i
     assert_close_dicts(retrieval_metrics(sim.T, equivalence=None if eq is None else eq.T, ties=ties),
                        brute_metrics(sim.T, None if eq is None else eq.T, ties))
 
 
 def test_tie_rules_hand_case():
-    # query 0: correct score 1.0 tied with two wrong candidates, one wrong candidate above
+    # query 0: correct score 1.0 tied with two wrong candidates, one wrong candidate above (g=1, t_w=2, t_r=1)
     sim = np.array([[1.0, 1.0, 2.0, 1.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
     assert query_ranks(sim, ties="optimistic")[0] == 2.0
     assert query_ranks(sim, ties="pessimistic")[0] == 4.0
-    assert query_ranks(sim, ties="average")[0] == pytest.approx(2.0 + 2 / 2)
+    assert query_ranks(sim, ties="expected")[0] == pytest.approx(2.0 + 2 / 2)
+    assert query_ranks(sim, ties="tmr")[0] == pytest.approx(1 + 1 + (2 + 1 - 1) / 2)   # mean position of 1, 2, 3
+    # expected credit: first of the 3 tied is correct with p = 1/3 -> R@2 = 1/3, R@3 = 2/3, R@4 = 1
+    np.testing.assert_allclose(query_hits(sim, ties="expected", ks=(1, 2, 3, 4))[0], [0, 1 / 3, 2 / 3, 1])
+    # TMR: col = 2 -> a hit only from k = 3 on
+    np.testing.assert_allclose(query_hits(sim, ties="tmr", ks=(1, 2, 3, 4))[0], [0, 0, 1, 1])
+
+
+def test_collapsed_model_scores_chance_and_tmr_differs_from_expected_by_up_to_50_points():
+    n = 32
+    flat = np.zeros((n, n))
+    assert retrieval_metrics(flat, ties="expected")["R1"] == pytest.approx(100 / n)
+    assert retrieval_metrics(flat, ties="optimistic")["R1"] == 100.0
+    # one wrong candidate tied with the correct one everywhere: expected gives half credit, TMR a full hit
+    pair = np.eye(n) + np.roll(np.eye(n), 1, axis=1)
+    assert retrieval_metrics(pair, ties="expected")["R1"] == pytest.approx(50.0)
+    assert retrieval_metrics(pair, ties="tmr")["R1"] == pytest.approx(100.0)
+
+
+def test_bad_tie_rule():
+    with pytest.raises(ValueError, match="ties='average'"):
+        query_ranks(np.eye(3), ties="average")
 
 
 def test_equivalence_counts_best_correct_candidate():
@@ -114,40 +150,6 @@ def test_equivalence_matrix():
     np.testing.assert_array_equal(eq, expected)
 
 
-# ----------------------------------------------------------------------------- protocols
-
-def test_full_split_is_whole_matrix():
-    sim = np.random.default_rng(3).normal(size=(20, 20))
-    out = full_split(sim)
-    assert_close_dicts(out["t2m"], brute_metrics(sim, None))
-    assert_close_dicts(out["m2t"], brute_metrics(sim.T, None))
-    assert flatten_metrics(out, "val/")["val/m2t/R1"] == out["m2t"]["R1"]
-
-
-def _average_brute(sim, eq, batches, ks, ties="optimistic"):
-    per = {"t2m": [], "m2t": []}
-    for idx in batches:
-        sub = sim[np.ix_(idx, idx)]
-        sub_eq = None if eq is None else eq[np.ix_(idx, idx)]
-        per["t2m"].append(brute_metrics(sub, sub_eq, ties, ks))
-        per["m2t"].append(brute_metrics(sub.T, None if sub_eq is None else sub_eq.T, ties, ks))
-    return {d: {k: sum(m[k] for m in ms) / len(ms) for k in ms[0]} for d, ms in per.items()}
-
-
-def test_small_batches_reference():
-    rng = np.random.default_rng(4)
-    sim = rng.normal(size=(70, 70))
-    eq = equivalence_matrix([f"c{i % 30}" for i in range(70)], None)
-    perm = list(np.random.default_rng(7).permutation(70))
-    batches = [perm[0:32], perm[32:64]]  # the last 6 are dropped
-    out = small_batches(sim, batch_size=32, seed=7, equivalence=eq)
-    ref = _average_brute(sim, eq, batches, (1, 2, 3, 5, 10))
-    for d in ("t2m", "m2t"):
-        assert_close_dicts(out[d], ref[d])
-    tiny = small_batches(sim[:10, :10], batch_size=32)  # N < batch size: one batch of all
-    assert_close_dicts(tiny["t2m"], brute_metrics(sim[:10, :10], None))
-
-
 def test_weighted_recall_hand_case():
     recalls = {f"R{k}": 10.0 * k for k in range(1, 11)}  # R@K / K = 10 for every K
     harmonic = sum(1.0 / k for k in range(1, 11))
@@ -156,28 +158,6 @@ def test_weighted_recall_hand_case():
     only_r1 = {f"R{k}": (60.0 if k == 1 else 0.0) for k in range(1, 11)}
     assert weighted_recall(only_r1) == pytest.approx(60.0 / harmonic)
 
-
-@pytest.mark.parametrize("n, n_batches, disjoint, size", [(64, 2, True, 32), (40, 30, False, 32), (10, 5, False, 10)])
-def test_official_protocol_batches_and_values(n, n_batches, disjoint, size):
-    sim = np.random.default_rng(5).normal(size=(n, n))
-    batches = official_batches(n, n_batches, 32, seed=3)
-    assert len(batches) == n_batches
-    for idx in batches:
-        assert len(idx) == size and len(set(idx.tolist())) == size  # without replacement
-    if disjoint:
-        assert len(set(np.concatenate(batches).tolist())) == n_batches * size
-    out = official_protocol(sim, n_batches=n_batches, batch_size=32, seed=3)
-    ref = _average_brute(sim, None, batches, tuple(range(1, 11)))
-    harmonic = sum(1.0 / k for k in range(1, 11))
-    for d in ("t2m", "m2t"):
-        wr = sum(ref[d][f"R{k}"] / k for k in range(1, 11)) / harmonic
-        assert_close_dicts(out[d], {**ref[d], "WR": wr})
-    assert official_protocol(sim, n_batches=n_batches, seed=3) == out  # fixed seed: reproducible
-
-
-def test_official_perfect_model():
-    out = official_protocol(np.eye(100) + 0.0, n_batches=3)
-    assert out["t2m"]["R1"] == 100.0 and out["t2m"]["WR"] == pytest.approx(100.0) and out["m2t"]["MedR"] == 1.0
 
 
 # ----------------------------------------------------------------------------- diagnostics

@@ -11,7 +11,7 @@ import pytest
 from core.config import RuntimeConfig
 from core.data import load_corpus
 from core.metrics import equivalence_matrix
-from core.metrics_protocols import official_protocol
+from core.protocols import evaluate_protocols
 from core.train import train_retrieval
 
 from ..conftest import SHARED_DATA
@@ -27,8 +27,8 @@ def chance_r1(corpus, equivalence: bool, trials: int = 20) -> float:
     eq = equivalence_matrix([corpus.captions[i][0] for i in idx], [corpus.groups[i] for i in idx]) \
         if equivalence else None
     rng = np.random.default_rng(0)
-    r1 = [official_protocol(rng.normal(size=(len(idx), len(idx))), equivalence=eq, ties="average")["t2m"]["R1"]
-          for _ in range(trials)]
+    r1 = [evaluate_protocols([rng.normal(size=(len(idx), len(idx)))], equivalence=eq, intervals=False,
+                             official_only=True).metrics["recall_at_1"] for _ in range(trials)]
     return float(np.mean(r1))
 
 
