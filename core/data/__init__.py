@@ -4,6 +4,7 @@
     corpus = load_corpus("synthetic:n=3000,people=1")
     corpus = load_corpus("/data/HumanML3D", format="humanml3d")
     corpus = load_corpus("bandai-namco-motiondataset-2.tar.xz")   # format auto-detected
+    corpus = load_corpus("/data/bandai.tar.xz:val=0.2,test=0.2")   # split sizes (core/data/splits.py)
 
 The first load parses and validates the source and writes a cache entry; later loads (every Ray
 trial) memory-map the entry.  ``python -m core.data --data SPEC`` prints a summary.
@@ -17,10 +18,11 @@ from .build import build_corpus
 from .cache import cache_key, code_hash, content_hash, default_cache_dir, load_cached, save_corpus
 from .errors import DataError
 from .spec import DataSpec, parse_spec
+from .splits import SplitSpec, assign_splits
 from .types import FeatureLayout, MotionCorpus, MotionItem, RawCorpus
 
 __all__ = ["load_corpus", "load_raw_spec", "DataError", "MotionCorpus", "MotionItem", "RawCorpus",
-           "FeatureLayout", "parse_spec", "default_cache_dir"]
+           "FeatureLayout", "SplitSpec", "parse_spec", "default_cache_dir"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -60,10 +62,10 @@ def load_corpus(data: str = "synthetic", format: str | None = None, cache_dir: s
         if cached is not None:
             if verbose:
                 print(f"[data] cache hit {key} ({len(cached)} motions)")
-            return cached
+            return with_splits(cached, spec)
     t0 = time.perf_counter()
     raw = load_raw_spec(spec, cache)
-    corpus = build_corpus(raw, content_hash=key)
+    corpus = build_corpus(raw, content_hash=key, split=spec.split)
     corpus.meta["build_seconds"] = round(time.perf_counter() - t0, 3)
     try:
         save_corpus(corpus, cache, key)
@@ -72,4 +74,11 @@ def load_corpus(data: str = "synthetic", format: str | None = None, cache_dir: s
         return corpus
     if verbose:
         print(f"[data] built {len(corpus)} motions in {corpus.meta['build_seconds']} s; cached as {key}")
-    return load_cached(cache, key) or corpus
+    cached = load_cached(cache, key)
+    return with_splits(cached, spec) if cached is not None else corpus
+
+
+def with_splits(corpus: MotionCorpus, spec: DataSpec) -> MotionCorpus:
+    """The spec's split (not part of the cache key) assigned to a corpus loaded from the cache."""
+    corpus.splits = assign_splits(corpus.split_keys, corpus.explicit_splits, spec.split, corpus.name)
+    return corpus

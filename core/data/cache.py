@@ -21,7 +21,7 @@ import numpy as np
 
 from .types import FeatureLayout, MotionCorpus
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2   # 2: split keys + the release's split files (splits assigned at load)
 CACHE_ENV = "MOTION_SEARCH_CACHE"
 OWN_SUBDIRS = ("corpus", "hash-memo", "text", "extracted")  # what this project writes in a cache dir
 
@@ -108,6 +108,7 @@ def save_corpus(corpus: MotionCorpus, cache_dir: Path, key: str) -> Path:
                        "mirror_perm": list(layout.mirror_perm) if layout.mirror_perm else None,
                        "mirror_sign": list(layout.mirror_sign) if layout.mirror_sign else None},
             "meta": corpus.meta, "content_hash": corpus.content_hash,
+            "split_keys": corpus.split_keys, "explicit_splits": corpus.explicit_splits,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default))
         try:
@@ -144,4 +145,5 @@ def load_cached(cache_dir: Path, key: str) -> MotionCorpus | None:
         offsets=np.load(d / "offsets.npy"), captions=meta["captions"], groups=meta["groups"],
         splits={k: np.asarray(v, dtype=np.int64) for k, v in meta["splits"].items()},
         fps=meta["fps"], layout=layout, meta=meta["meta"], content_hash=meta["content_hash"],
+        split_keys=meta["split_keys"], explicit_splits=meta["explicit_splits"],
     )

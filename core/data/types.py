@@ -7,14 +7,12 @@ the whole corpus as a handful of numpy buffers.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import DataError
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,7 @@ class MotionItem:
     captions: list[str]             # >= 1 non-empty caption
     group: str | None = None        # label group for equivalence-aware evaluation
     source: str = ""                # file it came from, for error messages
+    split_key: str | None = None    # items with one key never straddle splits (None = from the id)
 
 
 @dataclass
@@ -65,18 +64,6 @@ class RawCorpus:
     layout: FeatureLayout
     splits: dict[str, list[str]] | None = None   # explicit ids per split; None = hashed split
     meta: dict = field(default_factory=dict)
-
-
-def hashed_split(motion_id: str, fractions: tuple[float, float] = (0.8, 0.1)) -> str:
-    """Deterministic split from the id alone: stable when motions are added or reordered.
-
-    Ids differing only by a mirror prefix ("M") land in the same split (TMR's mirrored keyids).
-    """
-    key = motion_id[1:] if motion_id.startswith("M") and motion_id[1:].isdigit() else motion_id
-    u = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") / 2**64
-    if u < fractions[0]:
-        return "train"
-    return "val" if u < fractions[0] + fractions[1] else "test"
 
 
 @dataclass
@@ -93,6 +80,8 @@ class MotionCorpus:
     layout: FeatureLayout
     meta: dict = field(default_factory=dict)
     content_hash: str = ""          # hash of source + options: identifies this corpus in caches
+    split_keys: list[str] = field(default_factory=list)         # (N,) see core/data/splits.py
+    explicit_splits: dict[str, list[int]] | None = None         # the release's split files, as indices
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..types import SPLITS, FeatureLayout, MotionItem, RawCorpus
+from ..splits import SPLITS
+from ..types import FeatureLayout, MotionItem, RawCorpus
 from .humanml3d import load_npy
 
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..features import HML263_LAYOUT, KIT251_LAYOUT
-from ..types import SPLITS, FeatureLayout, MotionItem, RawCorpus
+from ..splits import SPLITS
+from ..types import FeatureLayout, MotionItem, RawCorpus
 
 FPS = {"humanml3d": 20.0, "kitml": 12.5}
 LAYOUTS = {"humanml3d": HML263_LAYOUT, "kitml": KIT251_LAYOUT}
@@ -134,6 +135,7 @@ def load_humanml3d(root: Path, options: dict, variant: str = "humanml3d") -> Raw
         for item in new:
             item.features = np.asarray(item.features, dtype=np.float32)
             item.source = str(path)
+            item.split_key = motion_id   # crops of one source motion never straddle splits
         items.extend(new)
         derived[motion_id] = [it.id for it in new]
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..features import layout_for_dim
-from ..types import SPLITS, MotionItem, RawCorpus
+from ..splits import SPLITS
+from ..types import MotionItem, RawCorpus
 from .humanml3d import crop_id, load_npy
 
 

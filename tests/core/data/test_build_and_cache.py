@@ -7,7 +7,7 @@ from core.data.build import build_corpus
 from core.data.cache import cache_key, content_hash, load_cached, save_corpus
 from core.data.errors import DataError
 from core.data.spec import parse_spec
-from core.data.types import hashed_split
+from core.data.splits import hashed_split
 
 from .helpers import toy_raw
 
@@ -77,7 +77,7 @@ def test_content_hash_changes_with_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("spec,expected", [
-    ("synthetic", {"n": 1500, "people": 2}),
+    ("synthetic", {"n": 2200, "people": 2}),
     ("synthetic:n=300,people=1", {"n": 300, "people": 1}),
 ])
 def test_parse_synthetic(spec, expected):
