@@ -1,15 +1,18 @@
-"""Borda / mean-similarity ensemble of a search's best trials, and retrieval queries against it.
+"""Ensemble of a search's models (refit runs or top trials): every fusion studied, the best kept only if it helps.
 
-    python run_ensemble.py EXPERIMENT_DIR --top-k 5 --method borda [--select greedy] [--weights 2 1 1 1 1]
+    python run_ensemble.py EXPERIMENT_DIR                      # auto: refit members, Borda/RRF/mean_sim x weighting
+    python run_ensemble.py EXPERIMENT_DIR --method rrf --weighting val --select all --members search --top-k 5
     python run_ensemble.py EXPERIMENT_DIR --query "a person hands an object to another" [--split test]
     python run_ensemble.py path/to/trial/checkpoint_000004 --query "a person waves"   # one model
     python run_ensemble.py --smoke-test [DIR]   # trains 3 tiny members on synthetic data, builds, queries
 
 Builds ``EXPERIMENT_DIR/ensemble/`` (manifest.json, metrics.json, predictions_test.csv,
-members_vs_ensemble.png) and prints members vs ensemble on val and test.  run_search.py does the
-same automatically after a search (--ensemble-top-k, 0 = off).  Asking for more members than there
-are finished trials is an error here unless --allow-fewer.  Exit status: 0 ok, 2 bad input.
-See results/ensemble.py (selection, files) and core/ensemble.py (methods, tie rules).
+members_vs_ensemble.png) and prints members and fusions on val and test with 95 % CIs and the paired
+gain over the best member.  With --method auto (the default) a fusion is kept only when its val gain
+is decided (paired CI above 0); otherwise the ensemble is the best member and it says so.
+run_search.py does the same automatically after a search (--ensemble-top-k, 0 = off).  Asking for
+more members than there are finished trials is an error here unless --allow-fewer.  Exit status:
+0 ok, 2 bad input.  See results/ensemble.py, results/fusion.py and core/ensemble.py (methods, ties).
 """
 from __future__ import annotations
 
@@ -78,16 +81,25 @@ def _weights(values: Sequence[str] | None) -> list[float] | None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from core.ensemble import METHODS
+    from results.ensemble import SELECTIONS
+    from results.ensemble_members import SOURCES
+    from results.fusion import WEIGHTINGS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("target", nargs="?", help="experiment dir (or, with --query, a checkpoint dir); "
                                               "with --smoke-test: where to write the demo (default: a temp dir)")
-    ap.add_argument("--top-k", type=int, default=5, help="members: the top K finished trials by val R@1 (default 5)")
-    ap.add_argument("--method", choices=METHODS, default="borda")
-    ap.add_argument("--select", choices=["greedy"], default=None,
-                    help="greedy forward selection on val R@1 among the top K (default: use all K)")
-    ap.add_argument("--weights", nargs="+", help="one weight per member in rank order (default: equal)")
+    ap.add_argument("--top-k", type=int, default=5,
+                    help="members: the top K search trials by val R@1, or the refit runs of its top K configs (default 5)")
+    ap.add_argument("--members", choices=SOURCES, default="auto",
+                    help="refit runs, search trials, or auto: refit when the experiment has one (default)")
+    ap.add_argument("--method", choices=("auto", *METHODS), default="auto",
+                    help="fusion; auto tries all and keeps the best only if it beats the best member on val (default)")
+    ap.add_argument("--weighting", choices=("auto", *WEIGHTINGS), default="auto",
+                    help="equal, or proportional to each member's val R@1; auto tries both (default)")
+    ap.add_argument("--select", choices=SELECTIONS, default="greedy",
+                    help="greedy forward selection on val R@1 among the members (default), or all of them")
+    ap.add_argument("--weights", nargs="+", help="one weight per member in rank order (replaces --weighting)")
     ap.add_argument("--allow-fewer", action="store_true", help="use all finished trials when there are fewer than K")
     ap.add_argument("--query", help="print the top motions for this text instead of building")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="--query candidates")
@@ -118,7 +130,8 @@ def smoke_test(args: argparse.Namespace) -> int:
     write_demo_experiment(out, [{**SMOKE_BASE, **m} for m in SMOKE_MEMBERS])
     print(f"trained {len(SMOKE_MEMBERS)} members in {time.perf_counter() - t0:.1f} s into {out}")
     result = build_ensemble(out, top_k=len(SMOKE_MEMBERS), method=args.method, select=args.select,
-                            weights=args.weights, allow_fewer=False, device=args.device, quiet=args.quiet)
+                            weighting=args.weighting, weights=args.weights, members=args.members,
+                            allow_fewer=False, device=args.device, quiet=args.quiet)
     text = args.query or "a person walks forward"
     print_hits(f"ensemble of {', '.join(result.selected)}", text, query(out, text, args.split, args.top, args.device))
     return 0
@@ -143,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ResultsError("a checkpoint dir holds one model: it can be queried (--query TEXT) but not "
                                "ensembled.", where=args.target, fix="pass the experiment dir to build an ensemble.")
         build_ensemble(args.target, top_k=args.top_k, method=args.method, select=args.select, quiet=args.quiet,
-                       weights=args.weights, allow_fewer=args.allow_fewer, device=args.device)
+                       weighting=args.weighting, weights=args.weights, members=args.members,
+                       allow_fewer=args.allow_fewer, device=args.device)
         return 0
     except (ResultsError, ConfigError, DataError, ValueError, FileNotFoundError) as e:
         print(f"run_ensemble.py: error: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""python -m results <experiment_dir> [--top N]: re-render tables, leaderboard and plots of a Tune experiment."""
+"""python -m results <experiment_dir> [--top N]: re-render tables, leaderboard, refit ranking and plots of a search."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,7 @@ import os
 import sys
 
 from results.errors import ResultsError
+from results.refit import has_refit, summarize_refit
 from results.report import write_results
 
 
@@ -16,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         write_results(args.experiment_dir, top=args.top)
+        if has_refit(args.experiment_dir):   # the configs retrained over seeds, ranked by their mean
+            print()
+            summarize_refit(args.experiment_dir)
     except ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,22 +1,22 @@
-"""Ensemble of a search's best trials: pick members, encode val/test once, combine, evaluate, write files.
+"""Ensemble of a search's models: pick members, encode val/test once, study every fusion, write ensemble/.
 
     from results.ensemble import build_ensemble, query
-    res = build_ensemble("~/ray_results/my_search", top_k=5, method="borda", select="greedy")
-    res.metrics["ensemble"]["test"]["recall_at_1"], res.directory          # <experiment>/ensemble/
-    hits = query("~/ray_results/my_search", "a person waves with the left hand")   # or a checkpoint dir
+    res = build_ensemble("experiments/my_search")                       # auto: refit members, best fusion
+    res.chosen, res.fallback, res.metrics["ensemble_minus_best_member"]["test"]["recall_at_1"]
+    hits = query("experiments/my_search", "a person waves with the left hand")   # or a checkpoint dir
 
-Members: the top-K finished trials (status TERMINATED or ERROR: an errored trial's best checkpoint
-is still a valid model) that still have a best checkpoint on disk, ranked by best val recall_at_1,
-then best weighted recall, then trial id.  Each member's val and test splits are encoded ONCE;
-its (N, N) similarity matrices feed every protocol and every candidate subset tried by greedy
-selection.  Everything (members and ensemble) is evaluated with the SAME batches: the protocol
-settings (eval_batches, eval_batch_size, eval_equivalence) and seed of the top-ranked member, so
-that member's val numbers reproduce what its trial reported.  Combination methods, tie rules and
-why the combination is done inside each protocol's candidate set: core/ensemble.py.
+Members (results/ensemble_members.py): the refit's full-length runs (seeds x top configs) when the
+experiment has a refit, else the search's top-K trials.  Each member's val and test splits are encoded
+ONCE; its (N, N) similarity matrices feed every protocol and every subset tried by greedy selection.
+Members and fusions are evaluated with the SAME protocol (eval batches, evaluation seed, tie rule,
+equivalence views of the top member's config), so per-query credits pair up for the CIs.
 
-Fewer finished trials than K: ``build_ensemble`` (called after every search) uses what there is
-and warns; the CLI refuses unless --allow-fewer (asking for 10 and silently getting 2 would be a
-surprise there).  No finished trial with a checkpoint: ResultsError.
+Fusion (results/fusion.py): ``method="auto"`` tries Borda (similarity tie-break), RRF and z-scored mean
+similarity, each equal- and val-weighted, members chosen greedily on val; the variant with the best val R@1
+is kept only when its val gain over the best member has a paired 95 % CI above 0 - otherwise the ensemble is
+the best member alone, and the report says so with the CI.  An explicit ``method`` (and ``weighting``)
+builds exactly that combination, reporting its gain (no fallback).  Test numbers are reported, never used
+to choose.  Fewer finished trials than K: used with a warning (the CLI refuses unless --allow-fewer).
 """
 from __future__ import annotations
 
@@ -27,43 +27,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
-from core.ensemble import (METHODS, greedy_forward_selection, identity, make_combiner, official_metrics,
-                           protocol_metrics, top_candidates)
-from core.inference import (SplitEmbeddings, data_key, encode_queries, encode_split, is_checkpoint_dir,
-                            load_checkpoint_model, open_data)
-from core.metrics import equivalence_matrix, similarity_matrix
+from core.ensemble import METHODS, make_combiner, top_candidates
+from core.evaluate import equivalence_views, protocol_settings
+from core.inference import data_key, encode_queries, encode_split, is_checkpoint_dir, load_checkpoint_model, open_data
+from core.metrics import similarity_matrix
+from core.protocols import identity
+from results.ensemble_members import SPLITS, Encoded, encode_candidates, select_candidates
 from results.ensemble_report import (ENSEMBLE_DIR, MANIFEST_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE,
                                      TOP_PREDICTIONS, format_table, plot_members_vs_ensemble, read_manifest,
-                                     write_folder_atomically, write_json, write_predictions)
+                                     verdict_text, write_folder_atomically, write_json, write_predictions)
 from results.errors import ResultsError
-from results.report import load_trials
+from results.fusion import WEIGHTINGS, Evaluator, FusionStudy, Scored, study
 
-SPLITS = ("val", "test")
-FINISHED = ("TERMINATED", "ERROR")
-SELECTIONS = (None, "greedy")
-
-
-@dataclass
-class Candidate:
-    trial_id: str
-    checkpoint: Path
-    status: str
-    val_recall_at_1: float               # as the trial reported it (trials.parquet best_recall_at_1)
-    val_weighted_recall: float | None
+SELECTIONS = ("greedy", "all")
 
 
 @dataclass
 class EnsembleResult:
     directory: Path                      # <experiment>/ensemble
-    method: str
-    selection: str                       # "top_k" or "greedy"
-    candidates: list[str]                # the top-K trial ids, ranked
-    selected: list[str]                  # the members actually combined
-    weights: list[float]                 # one per selected member
+    source: str                          # "refit" or "search"
+    candidates: list[str]                # member labels, ranked
+    chosen: str                          # label of the chosen model (a fusion, or the best member on fallback)
+    method: str                          # "single" on fallback, else a core.ensemble method
+    selected: list[str]                  # member ids actually combined
+    weights: list[float]
+    fallback: bool
     metrics: dict[str, Any]              # metrics.json content
     table: str
+    verdict: str                         # what was chosen and its test gain with the paired CI
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -71,207 +62,103 @@ class EnsembleResult:
         return {name: self.directory / name for name in (MANIFEST_FILE, METRICS_FILE, PREDICTIONS_FILE, PLOT_FILE)}
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+def _check_choice(method: str, weighting: str, select: str, weights, n: int) -> tuple[tuple, tuple]:
+    if method != "auto" and method not in METHODS:
+        raise ResultsError(f"method {method!r} is unknown.", fix=f"use auto or one of {', '.join(METHODS)}.")
+    if weighting != "auto" and weighting not in WEIGHTINGS:
+        raise ResultsError(f"weighting {weighting!r} is unknown.", fix=f"use auto or one of {', '.join(WEIGHTINGS)}.")
+    if select not in SELECTIONS:
+        raise ResultsError(f"select {select!r} is unknown.", fix=f"use one of {', '.join(SELECTIONS)}.")
+    if weights is not None:
+        w = [float(x) for x in weights]
+        if len(w) != n or not all(math.isfinite(x) and x >= 0 for x in w) or sum(w) <= 0:
+            raise ResultsError(f"weights {w} do not fit the {n} member(s): expected {n} numbers >= 0 with a positive "
+                               "sum, one per member in rank order.", fix=f"pass exactly {n} --weights, or none.")
+        return (METHODS if method == "auto" else (method,)), ("given",)
+    return (METHODS if method == "auto" else (method,)), (WEIGHTINGS if weighting == "auto" else (weighting,))
 
 
-def rank_candidates(trials) -> list[Candidate]:
-    """Finished trials with a best checkpoint on disk, best first (R@1, weighted recall, trial id)."""
-    names = set(trials.column_names)
-    out = []
-    for row in trials.to_pylist():
-        r1, ckpt = _number(row.get("best_recall_at_1")), row.get("best_checkpoint")
-        if row.get("status") not in FINISHED or r1 is None or not ckpt or not is_checkpoint_dir(ckpt):
-            continue
-        wr = _number(row.get("best_weighted_recall")) if "best_weighted_recall" in names else None
-        out.append(Candidate(str(row["trial_id"]), Path(ckpt), row["status"], r1, wr))
-    return sorted(out, key=lambda c: (-c.val_recall_at_1, -(c.val_weighted_recall if c.val_weighted_recall
-                                                           is not None else -math.inf), c.trial_id))
+def _metrics_json(fs: FusionStudy, encoded: list[Encoded], source: str, settings, labels: list[str]) -> dict:
+    best = fs.members[fs.best_member]
+
+    def entry(m: Scored) -> dict:
+        return {"label": m.label, "method": m.method, "weighting": m.weighting,
+                "members": [encoded[i].candidate.member_id for i in m.members], "weights": m.weights,
+                "greedy_trace": m.trace,
+                **{s: m.metrics[s] for s in SPLITS},
+                "minus_best_member": {s: {k: vars(ci) for k, ci in m.gains.get(s, {}).items()} for s in SPLITS}}
+
+    return {"source": source, "protocol": vars(settings), "split_sizes": {s: len(encoded[0].splits[s].ids) for s in SPLITS},
+            "members": {e.candidate.member_id: entry(m) for e, m in zip(encoded, fs.members)},
+            "variants": [entry(v) for v in fs.variants], "chosen": entry(fs.chosen), "fallback": fs.fallback,
+            "reason": fs.reason, "best_single_member": encoded[fs.best_member].candidate.member_id,
+            "ensemble": {s: fs.chosen.metrics[s] for s in SPLITS},
+            "ensemble_minus_best_member": {s: {k: vars(ci) for k, ci in fs.chosen.gains.get(s, {}).items()}
+                                           for s in SPLITS},
+            "diversity": fs.diversity, "labels": labels, "best_member_label": best.label}
 
 
-def select_candidates(experiment_dir: Path, top_k: int, allow_fewer: bool) -> tuple[list[Candidate], list[str]]:
-    if top_k < 1:
-        raise ResultsError(f"top_k={top_k}: an ensemble needs at least one member.", fix="pass --top-k 1 or more.")
-    ranked = rank_candidates(load_trials(experiment_dir))
-    if not ranked:
-        raise ResultsError("no finished trial (TERMINATED/ERROR) with a best checkpoint on disk; nothing to "
-                           "ensemble.", where=experiment_dir,
-                           fix="wait for the search to finish trials, or check that checkpoints were kept "
-                               "(CheckpointConfig num_to_keep >= 1).")
-    notes = []
-    if len(ranked) < top_k:
-        msg = f"only {len(ranked)} finished trial(s) with a checkpoint, fewer than top_k={top_k}"
-        if not allow_fewer:
-            raise ResultsError(msg + ".", where=experiment_dir,
-                               fix=f"pass --top-k {len(ranked)} or --allow-fewer to use all {len(ranked)}.")
-        notes.append(msg + f"; the ensemble uses all {len(ranked)}.")
-    return ranked[:top_k], notes
+def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "auto", select: str = "greedy",
+                   quiet: bool = False, *, weighting: str = "auto", weights: Sequence[float] | None = None,
+                   members: str = "auto", allow_fewer: bool = True, device=None) -> EnsembleResult:
+    """Study the fusions of an experiment's members and write ``<experiment>/ensemble/`` (see module doc)."""
+    experiment_dir = Path(experiment_dir).expanduser().resolve()
+    t0 = time.perf_counter()
+    candidates, source, notes = select_candidates(experiment_dir, top_k, allow_fewer, members)
+    methods, weightings = _check_choice(method, weighting, select, weights, len(candidates))
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    encoded = encode_candidates(candidates, device)
+    settings = protocol_settings(encoded[0].runtime)
+    sims = {s: [similarity_matrix(e.splits[s].text, e.splits[s].motion) for e in encoded] for s in SPLITS}  # (N, N)
+    views = {s: equivalence_views(encoded[0].splits[s].captions, encoded[0].splits[s].groups, encoded[0].runtime)
+             for s in SPLITS}
+    labels = [c.label for c in candidates]
+    fs = study(Evaluator(sims, settings, views), labels, methods=methods, weightings=weightings, select=select,
+               fixed_weights=weights, allow_fallback=method == "auto")
+    metrics = _metrics_json(fs, encoded, source, settings, labels)
+    table = format_table(fs, title=f"{experiment_dir.name}: {len(encoded)} {source} member(s) and their fusions; "
+                                   f"official protocol {settings.n_batches} x {settings.batch_size}, CI = 95 % "
+                                   "bootstrap over queries, gains paired")
+    verdict = verdict_text(fs, encoded)
+    chosen_ids = [encoded[i].candidate.member_id for i in fs.chosen.members]
+    combiner = identity if fs.chosen.method == "single" else make_combiner(fs.chosen.method, fs.chosen.weights)
+    test = encoded[0].splits["test"]
+    order, _ = top_candidates(combiner([sims["test"][i] for i in fs.chosen.members]), TOP_PREDICTIONS)   # whole split
+    manifest = {
+        "format": 2, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment_dir": str(experiment_dir),
+        "source": source, "method": fs.chosen.method, "weighting": fs.chosen.weighting, "selection": select,
+        "fallback": fs.fallback, "reason": fs.reason, "top_k": top_k,
+        "members": [{"rank": i + 1, "member_id": e.candidate.member_id, "label": e.candidate.label,
+                     "checkpoint": str(e.candidate.checkpoint), "status": e.candidate.status,
+                     "selected": i in fs.chosen.members,
+                     "weight": fs.chosen.weights[fs.chosen.members.index(i)] if i in fs.chosen.members else 0.0,
+                     "reported_val_recall_at_1": e.candidate.val_recall_at_1, "config": e.flat_config}
+                    for i, e in enumerate(encoded)],
+        "selected": chosen_ids, "weights": fs.chosen.weights, "protocol": vars(settings), "warnings": notes,
+        "predictions": PREDICTIONS_FORMAT,
+    }
+    directory = write_folder_atomically(experiment_dir, {
+        MANIFEST_FILE: lambda p: write_json(p, manifest),
+        METRICS_FILE: lambda p: write_json(p, metrics),
+        PREDICTIONS_FILE: lambda p: write_predictions(p, test.ids, test.captions,
+                                                      [[test.ids[j] for j in row] for row in order]),
+        PLOT_FILE: lambda p: plot_members_vs_ensemble(fs, p, f"{experiment_dir.name}: test split, members vs fusions"),
+    })
+    result = EnsembleResult(directory, source, labels, fs.chosen.label, fs.chosen.method, chosen_ids,
+                            fs.chosen.weights, fs.fallback, metrics, table, verdict, notes)
+    if not quiet:
+        print(table)
+        for note in notes:
+            print(f"note: {note}")
+        print(f"{verdict}\n{time.perf_counter() - t0:.1f} s; wrote {directory}")
+    return result
 
-
-# ----------------------------------------------------------------------------- encoding
-
-@dataclass
-class _Encoded:
-    candidate: Candidate
-    flat_config: dict
-    runtime: Any                         # core.config.RuntimeConfig
-    seed: int
-    splits: dict[str, SplitEmbeddings]
-
-
-def encode_candidates(candidates: Sequence[Candidate], device=None, splits=SPLITS) -> list[_Encoded]:
-    """Load each checkpoint, encode each split once; corpora are loaded once per data spec."""
-    data_cache: dict[tuple, Any] = {}
-    out = []
-    for cand in candidates:
-        loaded = load_checkpoint_model(cand.checkpoint, device)
-        key = data_key(loaded.config)
-        if key not in data_cache:
-            data_cache[key] = open_data(loaded.config, loaded.mean, loaded.std)
-        embs = {s: encode_split(loaded, data_cache[key], s) for s in splits}
-        out.append(_Encoded(cand, loaded.flat_config, loaded.config.runtime, loaded.config.optim.seed, embs))
-        del loaded  # the model is not needed once both splits are encoded
-    for split in splits:
-        ref = out[0].splits[split]
-        for enc in out[1:]:
-            if enc.splits[split].ids != ref.ids:
-                raise ResultsError(
-                    f"members {out[0].candidate.trial_id} and {enc.candidate.trial_id} were trained on different "
-                    f"datasets ({out[0].flat_config.get('data')!r} vs {enc.flat_config.get('data')!r}): their "
-                    f"{split} splits hold different motions, so their rankings cannot be combined.",
-                    fix="ensemble trials of one search over one dataset (or pick members with --top-k).")
-    return out
-
-
-@dataclass
-class _Protocol:
-    n_batches: int
-    batch_size: int
-    seed: int
-    eval_equivalence: bool
-
-    def kwargs(self, emb: SplitEmbeddings) -> dict:
-        has_groups = any(g is not None for g in emb.groups)
-        eq = equivalence_matrix(emb.captions, emb.groups if has_groups else None)
-        eq_view = eq if (not self.eval_equivalence and eq.sum() > len(eq)) else None
-        return dict(n_batches=self.n_batches, batch_size=self.batch_size, seed=self.seed,
-                    equivalence=eq if self.eval_equivalence else None, eq_view=eq_view)
-
-
-# ----------------------------------------------------------------------------- build
 
 PREDICTIONS_FORMAT = {
     "file": PREDICTIONS_FILE, "split": "test", "candidates": "the whole test split",
     "columns": "query_id (id of the motion whose first caption is the query = the correct answer), query_text, "
                f"rank_1..rank_{TOP_PREDICTIONS} (motion ids, best first; equal scores keep split order)"}
-
-
-def _greedy(method: str, weights: list[float], val_sims: list[np.ndarray], val_kwargs: dict,
-            trial_ids: list[str]) -> tuple[list[int], list[dict]]:
-    """Greedy forward selection on the official val protocol, scored by (R@1, weighted recall)."""
-    official_kwargs = {k: v for k, v in val_kwargs.items() if k != "eq_view"}
-
-    def score(subset: tuple[int, ...]) -> tuple[float, float]:
-        combiner = make_combiner(method, [weights[i] for i in subset])
-        t2m = official_metrics([val_sims[i] for i in subset], combiner, **official_kwargs)["t2m"]
-        return t2m["R1"], t2m["WR"]
-
-    greedy = greedy_forward_selection(len(val_sims), score)
-    for step in greedy.trace:   # indices -> trial ids for the manifest
-        step["members"] = [trial_ids[i] for i in step["members"]]
-        step["added"] = trial_ids[step["added"]]
-    return greedy.selected, greedy.trace
-
-
-def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
-    if weights is None:
-        return [1.0] * n
-    w = [float(x) for x in weights]
-    if len(w) != n or not all(math.isfinite(x) and x >= 0 for x in w) or sum(w) <= 0:
-        raise ResultsError(f"weights {w} do not fit the {n} member(s): expected {n} numbers >= 0 with a positive "
-                           "sum, one per member in rank order.", fix=f"pass exactly {n} --weights, or none.")
-    return w
-
-
-def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "borda", select: str | None = None,
-                   quiet: bool = False, *, weights: Sequence[float] | None = None, allow_fewer: bool = True,
-                   device=None) -> EnsembleResult:
-    """Combine the top-K trials of an experiment and write ``<experiment>/ensemble/`` (see module doc)."""
-    experiment_dir = Path(experiment_dir).expanduser().resolve()
-    if method not in METHODS:
-        raise ResultsError(f"method {method!r} is unknown.", fix=f"use one of {', '.join(METHODS)}.")
-    if select not in SELECTIONS:
-        raise ResultsError(f"select {select!r} is unknown.", fix="use 'greedy' or leave it out (all top-K).")
-    t0 = time.perf_counter()
-    candidates, notes = select_candidates(experiment_dir, top_k, allow_fewer)
-    all_weights = _check_weights(weights, len(candidates))
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-    encoded = encode_candidates(candidates, device)
-    top = encoded[0]
-    protocol = _Protocol(top.runtime.eval_batches, top.runtime.eval_batch_size, top.seed, top.runtime.eval_equivalence)
-    sims = {s: [similarity_matrix(e.splits[s].text, e.splits[s].motion) for e in encoded] for s in SPLITS}  # (N, N)
-    kwargs = {s: protocol.kwargs(top.splits[s]) for s in SPLITS}
-
-    def evaluate(members: Sequence[int], combiner) -> dict[str, dict[str, float]]:
-        return {s: protocol_metrics([sims[s][i] for i in members], combiner, **kwargs[s]) for s in SPLITS}
-
-    chosen, trace = list(range(len(encoded))), []
-    if select == "greedy":
-        chosen, trace = _greedy(method, all_weights, sims["val"], kwargs["val"], [c.trial_id for c in candidates])
-    sel_weights = [all_weights[i] for i in chosen]
-    combiner = make_combiner(method, sel_weights)
-    member_metrics = {e.candidate.trial_id: evaluate([i], identity) for i, e in enumerate(encoded)}
-    ensemble_metrics = evaluate(chosen, combiner)
-
-    best_id = max(member_metrics, key=lambda t: (member_metrics[t]["val"]["recall_at_1"],
-                                                 member_metrics[t]["val"]["weighted_recall"]))
-    gain = {s: {k: ensemble_metrics[s][k] - member_metrics[best_id][s][k]
-                for k in ("recall_at_1", "weighted_recall", "full_t2m_R1")} for s in SPLITS}
-    selection = "greedy" if select == "greedy" else "top_k"
-    metrics = {"method": method, "selection": selection, "protocol": vars(protocol),
-               "split_sizes": {s: len(top.splits[s].ids) for s in SPLITS},
-               "members": member_metrics, "ensemble": ensemble_metrics,
-               "best_single_member": best_id, "ensemble_minus_best_member": gain}
-    label = f"ensemble ({method}, {len(chosen)} of {len(encoded)})"
-    labels = [f"{c.trial_id}{'*' if i in chosen else ''}" for i, c in enumerate(candidates)]
-    table = format_table([*zip(labels, member_metrics.values()), (label, ensemble_metrics)],
-                         title=f"{experiment_dir.name}: members (* = in the ensemble) vs {label}; official "
-                               f"protocol {protocol.n_batches} x {protocol.batch_size} unless full/small")
-
-    test = top.splits["test"]
-    order, _ = top_candidates(combiner([sims["test"][i] for i in chosen]), TOP_PREDICTIONS)   # whole test split
-    ranked_ids = [[test.ids[j] for j in row] for row in order]
-    manifest = {
-        "format": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment_dir": str(experiment_dir),
-        "method": method, "selection": selection, "top_k": top_k,
-        "members": [{"rank": i + 1, "trial_id": e.candidate.trial_id, "checkpoint": str(e.candidate.checkpoint),
-                     "status": e.candidate.status, "selected": i in chosen, "weight": all_weights[i],
-                     "reported_val_recall_at_1": e.candidate.val_recall_at_1,
-                     "reported_val_weighted_recall": e.candidate.val_weighted_recall, "config": e.flat_config}
-                    for i, e in enumerate(encoded)],
-        "selected": [candidates[i].trial_id for i in chosen], "weights": sel_weights,
-        "greedy_trace": trace, "protocol": vars(protocol), "warnings": notes, "predictions": PREDICTIONS_FORMAT,
-    }
-    plot_labels = [*labels, f"ensemble\n({method})"]
-    plot_metrics = [*member_metrics.values(), ensemble_metrics]
-    directory = write_folder_atomically(experiment_dir, {
-        MANIFEST_FILE: lambda p: write_json(p, manifest),
-        METRICS_FILE: lambda p: write_json(p, metrics),
-        PREDICTIONS_FILE: lambda p: write_predictions(p, test.ids, test.captions, ranked_ids),
-        PLOT_FILE: lambda p: plot_members_vs_ensemble(plot_labels, plot_metrics, p,
-                                                      f"{experiment_dir.name}: test split, members vs ensemble"),
-    })
-    result = EnsembleResult(directory, method, selection, [c.trial_id for c in candidates], manifest["selected"],
-                            sel_weights, metrics, table, notes)
-    if not quiet:
-        print(table)
-        for note in notes:
-            print(f"note: {note}")
-        g = gain["test"]
-        print(f"ensemble vs best member {best_id} on test: R@1 {g['recall_at_1']:+.2f}, weighted recall "
-              f"{g['weighted_recall']:+.2f} (points); {time.perf_counter() - t0:.1f} s\nwrote {directory}")
-    return result
 
 
 # ----------------------------------------------------------------------------- query
@@ -294,7 +181,8 @@ def query(target: str | Path, text: str, split: str = "test", top: int = TOP_PRE
         manifest = read_manifest(target)
         chosen = [m for m in manifest["members"] if m["selected"]]
         checkpoints = [Path(m["checkpoint"]) for m in chosen]
-        weights, method = [float(m["weight"]) for m in chosen], manifest["method"]
+        weights = [float(m["weight"]) for m in chosen]
+        method = None if manifest["method"] == "single" else manifest["method"]
         missing = [str(p) for p in checkpoints if not is_checkpoint_dir(p)]
         if missing:
             raise ResultsError(f"ensemble member checkpoint(s) no longer on disk: {', '.join(missing)}.",

@@ -2,9 +2,10 @@
 
 ``<experiment>/ensemble/`` (written as a whole: a temp folder is filled, then renamed into place):
   manifest.json             members (trial ids, checkpoints, flat configs, weights), method, selection, time
-  metrics.json              every member and the ensemble on val and test (core.evaluate metric names)
+  metrics.json              every member, every fusion variant and the chosen one on val and test
+                            (core.evaluate metric names, with CIs), paired gains vs the best member, diversity
   predictions_test.csv      one row per test query: query_id, query_text, rank_1 .. rank_10
-  members_vs_ensemble.png   bars: test R@1 and weighted recall of every member and the ensemble
+  members_vs_ensemble.png   bars: test R@1 with 95 % CIs of every member and fusion, the chosen one outlined
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import textwrap
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,51 +32,82 @@ PLOT_FILE = "members_vs_ensemble.png"
 TOP_PREDICTIONS = 10
 _TMP_PREFIX, _OLD_PREFIX = ".ensemble-tmp-", ".ensemble-old-"
 
-# (header, split, metric key) of the printed table; official protocol unless named full_/small_.
-TABLE_COLUMNS = (
-    ("val R@1", "val", "recall_at_1"), ("val WR", "val", "weighted_recall"),
-    ("val m2t R@1", "val", "m2t_recall_at_1"),
-    ("test R@1", "test", "recall_at_1"), ("test WR", "test", "weighted_recall"),
-    ("test m2t R@1", "test", "m2t_recall_at_1"), ("test full R@1", "test", "full_t2m_R1"),
-    ("test small R@1", "test", "small_t2m_R1"),
-)
+def _ci(m, split: str, key: str = "recall_at_1") -> str:
+    value, low, high = (m.metrics[split].get(f"{key}{s}") for s in ("", "_lo", "_hi"))
+    if value is None:
+        return "-"
+    return f"{value:.2f} [{low:.1f}, {high:.1f}]" if low is not None else f"{value:.2f}"
 
 
-def format_table(rows: Sequence[tuple[str, dict[str, dict[str, float]]]], title: str = "") -> str:
-    """rows: (label, {"val": metrics, "test": metrics}) -> fixed-width text table."""
-    label_width = max([len("model")] + [len(label) for label, _ in rows])
-    header = f"{'model':<{label_width}}  " + "  ".join(f"{h:>{max(len(h), 7)}}" for h, _, _ in TABLE_COLUMNS)
-    lines = [title, header, "-" * len(header)] if title else [header, "-" * len(header)]
-    for label, metrics in rows:
-        cells = []
-        for head, split, key in TABLE_COLUMNS:
-            value = metrics.get(split, {}).get(key)
-            cells.append(f"{'-' if value is None else f'{value:.2f}':>{max(len(head), 7)}}")
-        lines.append(f"{label:<{label_width}}  " + "  ".join(cells))
+def _gain(m, split: str, key: str = "recall_at_1") -> str:
+    ci = m.gains.get(split, {}).get(key)
+    return "-" if ci is None else f"{ci.value:+.2f} [{ci.low:+.1f}, {ci.high:+.1f}]"
+
+
+def format_table(fs, title: str = "") -> str:
+    """Members, then every fusion variant: val/test R@1 with CIs and the paired gain over the best member."""
+    has_eq = "eq_recall_at_1" in fs.members[0].metrics["test"]
+    columns = [("val R@1 [CI]", lambda m: _ci(m, "val")), ("val gain [paired CI]", lambda m: _gain(m, "val")),
+               ("test R@1 [CI]", lambda m: _ci(m, "test")), ("test gain [paired CI]", lambda m: _gain(m, "test")),
+               ("test full R@1", lambda m: f"{m.metrics['test']['full_t2m_R1']:.2f}")]
+    if has_eq:
+        columns += [("test eq R@1 gain", lambda m: _gain(m, "test", "eq_recall_at_1"))]
+    rows = []
+    for i, m in enumerate(fs.members):
+        rows.append((f"{m.label}{' (best on val)' if i == fs.best_member else ''}", m))
+    rows += [(("> " if v is fs.chosen else "  ") + v.label, v) for v in fs.variants]
+    label_w = max(len("model"), *(len(label) for label, _ in rows))
+    cells = [[fn(m) for _, fn in columns] for _, m in rows]
+    widths = [max(len(h), *(len(c[j]) for c in cells)) for j, (h, _) in enumerate(columns)]
+    header = f"{'model':<{label_w}}  " + "  ".join(h.rjust(w) for (h, _), w in zip(columns, widths))
+    lines = ([title] if title else []) + [header, "-" * len(header)]
+    for (label, _), row in zip(rows, cells):
+        lines.append(f"{label:<{label_w}}  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)))
+    lines.append("gain = minus the best member (chosen on val); > = the fusion chosen on val"
+                 + ("; eq = label/caption-equivalent view" if has_eq else ""))
     return "\n".join(lines)
 
 
-def plot_members_vs_ensemble(labels: Sequence[str], metrics: Sequence[dict[str, dict[str, float]]], path: Path,
-                             title: str) -> Path:
-    """Grouped bars (test R@1, test weighted recall; official protocol) per member, the ensemble last."""
-    keys = (("recall_at_1", "test R@1"), ("weighted_recall", "test weighted recall"))
-    x = np.arange(len(labels))
-    width = 0.38
-    fig = Figure(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.8))
+def verdict_text(fs, encoded) -> str:
+    """One paragraph: what was chosen and what it is worth on test, with the paired CI - or why nothing was."""
+    best = fs.members[fs.best_member]
+    if fs.fallback:
+        top = fs.best_variant
+        extra = (f" For the record, {top.label} on test: R@1 {_gain(top, 'test')} vs the best member."
+                 if top is not None else "")
+        return (f"ensemble: falls back to the best member {best.label} ({fs.reason}).{extra}")
+    gain = fs.chosen.gains["test"]["recall_at_1"]
+    decided = ("a decided gain" if gain.low > 0 else "a decided LOSS" if gain.high < 0 else
+               "not distinguishable from the best member")
+    eq = fs.chosen.gains["test"].get("eq_recall_at_1")
+    eq_text = f"; label-equivalent R@1 {eq.signed()}" if eq is not None else ""
+    return (f"ensemble: {fs.chosen.label} ({fs.reason}). On test vs the best member {best.label}: R@1 "
+            f"{gain.signed()} (paired 95 % CI: {decided}){eq_text}.")
+
+
+def plot_members_vs_ensemble(fs, path: Path, title: str) -> Path:
+    """Test R@1 (official protocol) with 95 % bootstrap CIs: every member, every fusion, the chosen one outlined."""
+    models = [*fs.members, *fs.variants]
+    labels = [m.label for m in models]
+    values = np.array([m.metrics["test"]["recall_at_1"] for m in models])
+    low = values - np.array([m.metrics["test"].get("recall_at_1_lo", v) for m, v in zip(models, values)])
+    high = np.array([m.metrics["test"].get("recall_at_1_hi", v) for m, v in zip(models, values)]) - values
+    colors = ["tab:blue"] * len(fs.members) + ["tab:orange"] * len(fs.variants)
+    fig = Figure(figsize=(max(6.0, 0.9 * len(models) + 2.5), 5.0))
     ax = fig.add_subplot()
-    for k, ((key, name), color) in enumerate(zip(keys, ("tab:blue", "tab:orange"))):
-        values = [m["test"][key] for m in metrics]
-        bars = ax.bar(x + (k - 0.5) * width, values, width, label=name, color=color)
-        bars[-1].set_edgecolor("black")  # the ensemble
-        bars[-1].set_linewidth(2)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
-    ax.axhline(max(m["test"]["recall_at_1"] for m in metrics[:-1]), color="tab:blue", ls=":", lw=1,
-               label="best member R@1")
-    ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("% (official protocol, text-to-motion)")
-    ax.set_title(title, fontsize=10)
-    ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.08)   # room for the bar labels
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never hides a bar
+    x = np.arange(len(models))
+    bars = ax.bar(x, values, 0.7, yerr=[low, high], capsize=3, color=colors, ecolor="black")
+    chosen = models.index(fs.chosen)
+    bars[chosen].set_edgecolor("black")
+    bars[chosen].set_linewidth(2.5)
+    ax.axhline(values[fs.best_member], color="tab:blue", ls=":", lw=1, label="best member (chosen on val)")
+    ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    ax.set_xticks(x, [textwrap.fill(label, 18) for label in labels], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("test text-to-motion R@1 (%), official protocol, 95 % CI")
+    ax.set_title(title + ("\n(fallback: the best member alone)" if fs.fallback else f"\nchosen: {fs.chosen.label}"),
+                 fontsize=10)
+    ax.set_ylim(0, max(1.0, float((values + high).max())) * 1.12)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)
 

@@ -28,14 +28,14 @@ def format_leaderboard(trials: pa.Table, top: int = 10, title: str | None = None
     hidden = len(config_cols) - MAX_CONFIG_COLUMNS
     config_cols = config_cols[:MAX_CONFIG_COLUMNS]
 
-    header = ["rank", "trial", "status", "epochs", "best R@1", "wR", "@epoch"]
+    header = ["rank", "trial", "status", "epochs", "best R@1 [95% CI]", "wR", "@epoch"]
     header += [c.removeprefix("config/") for c in config_cols]
     numeric = [True, False, False, True, True, True, True] + [True] * len(config_cols)
     body = []
     for r in ranked:
         epochs = f"{r['epochs_run']}/{r['max_epochs']}" + ("*" if r.get("stopped_early") else "")
         status = "DIVERGED" if r.get("diverged") else r["status"]
-        cells = [str(r["rank"]), r["trial_id"], status, epochs, _fmt(r.get("best_recall_at_1"), 2),
+        cells = [str(r["rank"]), r["trial_id"], status, epochs, _with_ci(r),
                  _fmt(r.get("best_weighted_recall"), 2), _fmt(r.get("best_epoch"))]
         cells += [_fmt(r.get(c)) for c in config_cols]
         body.append(cells)
@@ -55,6 +55,9 @@ def format_leaderboard(trials: pa.Table, top: int = 10, title: str | None = None
         lines.append("(no trial has reported recall_at_1 yet)")
     lines.append("")
     lines.append(_summary(rows, len(ranked)))
+    if any(r.get("best_recall_at_1_lo") is not None for r in ranked):
+        lines.append("[95% CI] = bootstrap over the val queries; trials whose intervals overlap may not differ, and "
+                     "the top one is partly luck: the refit retrains the top configs over seeds.")
     if any(r.get("stopped_early") for r in ranked):
         lines.append("* stopped early by the scheduler (ASHA) or the trainer's patience")
     if hidden > 0:
@@ -75,6 +78,14 @@ def format_leaderboard(trials: pa.Table, top: int = 10, title: str | None = None
             first = (r.get("error") or "").strip().splitlines()[0] if r.get("error") else "NaN/inf loss"
             lines.append(f"  {r['trial_id']}: {_clip(first, 160)}")
     return "\n".join(lines)
+
+
+def _with_ci(row: dict[str, Any]) -> str:
+    """'61.88 [57.9, 65.8]': the best epoch's val R@1 and its bootstrap CI over the val queries."""
+    value, low, high = (row.get(f"best_recall_at_1{s}") for s in ("", "_lo", "_hi"))
+    if value is None or low is None or high is None:
+        return _fmt(value, 2)
+    return f"{value:.2f} [{low:.1f}, {high:.1f}]"
 
 
 def _summary(rows: list[dict[str, Any]], shown: int) -> str:

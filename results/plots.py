@@ -89,6 +89,10 @@ def plot_recall_vs_epoch(epochs: pa.Table, trials: pa.Table, best_trial_id: str 
         _mark_end(ax, info.get(trial_id, {}), xs[-1], ys[-1])
     if best_trial_id in per_trial:
         xs, ys = per_trial[best_trial_id]
+        band = _ci_band(epochs, best_trial_id)
+        if band is not None:   # the val R@1's 95 % bootstrap CI over queries, per epoch
+            ax.fill_between(band[0], band[1], band[2], color="crimson", alpha=0.15, lw=0, zorder=4,
+                            label="best trial: 95 % CI over val queries")
         ax.plot(xs, ys, "-o", color="crimson", lw=3, ms=5, zorder=5,
                 label=f"best: {best_trial_id} (R@1 {max(ys):.2f})")
         _mark_end(ax, info.get(best_trial_id, {}), xs[-1], ys[-1])
@@ -102,6 +106,16 @@ def plot_recall_vs_epoch(epochs: pa.Table, trials: pa.Table, best_trial_id: str 
     ax.grid(alpha=0.3)
     ax.set_title(title or f"Validation R@1 per epoch ({len(per_trial)} trials)")
     return save_figure(fig, path)
+
+
+def _ci_band(epochs: pa.Table, trial_id: str) -> tuple[list, list, list] | None:
+    if not {"recall_at_1_lo", "recall_at_1_hi"} <= set(epochs.column_names):
+        return None
+    rows = [r for r in epochs.select(["trial_id", "epoch", "recall_at_1_lo", "recall_at_1_hi"]).to_pylist()
+            if r["trial_id"] == trial_id and r["recall_at_1_lo"] is not None]
+    rows.sort(key=lambda r: r["epoch"])
+    return ([r["epoch"] for r in rows], [r["recall_at_1_lo"] for r in rows], [r["recall_at_1_hi"] for r in rows]) \
+        if rows else None
 
 
 def _mark_end(ax, info: dict, x: int, y: float) -> None:
@@ -174,3 +188,27 @@ def plot_embedding_map(emb: Embeddings, path: Path, title: str, pairs: int = TSN
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def plot_refit_configs(rows: list[dict], members: list, path: Path, title: str) -> Path:
+    """Per refit config: every seed's val R@1 (dots) and the seed mean with its 95 % bootstrap CI (error bar)."""
+    fig = Figure(figsize=(max(5.5, 1.4 * len(rows) + 2.5), 4.5))
+    ax = fig.add_subplot()
+    for x, row in enumerate(rows):
+        seeds = [m for m in members if m.config_rank == row["search_config_rank"]]
+        ax.scatter([x] * len(seeds), [m.val.get("recall_at_1", np.nan) for m in seeds], color="tab:gray", s=22,
+                   zorder=3, label="one seed (last epoch)" if x == 0 else None)
+        if row.get("val_R1_lo") is not None:
+            ax.errorbar([x + 0.12], [row["val_R1_mean"]], yerr=[[row["val_R1_mean"] - row["val_R1_lo"]],
+                                                                [row["val_R1_hi"] - row["val_R1_mean"]]],
+                        fmt="o", color="crimson", capsize=5, ms=7, zorder=4,
+                        label="seed mean, 95 % CI over queries" if x == 0 else None)
+        else:
+            ax.plot([x + 0.12], [row["val_R1_mean"]], "o", color="crimson", ms=7, zorder=4)
+    ax.set_xticks(range(len(rows)), [f"#{r['rank']}: config {r['search_config_rank']}\n({r['source_trial']})"
+                                     for r in rows], fontsize=8)
+    ax.set_ylabel("val text-to-motion R@1 (%), official 30x32")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    return save_figure(fig, path)

@@ -93,12 +93,12 @@ def _write_tables(exp: ExperimentDir) -> tuple[pa.Table, pa.Table]:
     rows = epoch_rows(exp.trials)
     epochs = to_table(rows) if rows else pa.table({"trial_id": pa.array([], pa.string()),
                                                    "epoch": pa.array([], pa.int64())})
-    _write_parquet(trials, exp.path / TRIALS_FILE)
-    _write_parquet(epochs, exp.path / EPOCHS_FILE)
+    write_parquet(trials, exp.path / TRIALS_FILE)
+    write_parquet(epochs, exp.path / EPOCHS_FILE)
     return trials, epochs
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
+def write_parquet(table: pa.Table, path: Path) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 

@@ -2,6 +2,7 @@
 
 `best_<metric>` is the value of that metric at the trial's best epoch (the earliest epoch with the highest
 recall_at_1), so one row describes one consistent model; `last_<metric>` is the value at the last report.
+`best_recall_at_1_lo` / `_hi` are that epoch's 95 % bootstrap CI over the val queries (core/bootstrap.py).
 
 A trial whose loss became NaN/inf ends normally for Tune (TERMINATED: the trainable reports R@1 = 0 and
 ``diverged`` = 1, see search/trainable.py); its row says so: ``diverged`` True and ``error`` = the
@@ -20,7 +21,8 @@ from results.experiment_dir import ABANDONED, TrialRecord
 
 PRIMARY_METRIC = "recall_at_1"  # higher is better; the contract's PRIMARY validation metric
 # Always present as best_/last_ columns (null when a trainer did not report them) so readers can rely on them.
-SUMMARY_METRICS = ("recall_at_1", "weighted_recall", "medr", "full_t2m_R1", "train_loss")
+SUMMARY_METRICS = ("recall_at_1", "recall_at_1_lo", "recall_at_1_hi", "weighted_recall", "medr", "full_t2m_R1",
+                   "train_loss")
 # Keys Ray adds to every report; they are bookkeeping, not metrics.
 RAY_KEYS = frozenset({
     "training_iteration", "trial_id", "done", "timestamp", "date", "time_this_iter_s", "time_total_s", "pid",
@@ -82,6 +84,15 @@ def best_checkpoint(trial: TrialRecord, metric: str = PRIMARY_METRIC) -> tuple[P
     return (trial.trial_dir / chosen["checkpoint_dir_name"]).resolve(), int(chosen["epoch"])
 
 
+def last_checkpoint(trial: TrialRecord) -> Path | None:
+    """The checkpoint of the trial's last report, if it still exists (a full-length run's final model)."""
+    if trial.trial_dir is None or not trial.rows:
+        return None
+    name = trial.rows[-1].get("checkpoint_dir_name")
+    path = trial.trial_dir / name if isinstance(name, str) else None
+    return path.resolve() if path is not None and path.is_dir() else None
+
+
 def _max_epochs(trial: TrialRecord, fallback: int) -> int:
     epochs = trial.config.get("epochs")
     return int(epochs) if is_number(epochs) and epochs >= 1 else fallback
@@ -122,9 +133,11 @@ def trial_rows(trials: list[TrialRecord], metric: str = PRIMARY_METRIC) -> list[
             row[f"best_{key}"] = _num(best.get(key)) if best else None
         for key in metrics:
             row[f"last_{key}"] = _num(last.get(key))
+        last_ckpt = last_checkpoint(trial)
         row.update({
             "best_checkpoint": str(ckpt) if ckpt else None,
             "best_checkpoint_epoch": ckpt_epoch,
+            "last_checkpoint": str(last_ckpt) if last_ckpt else None,
             "node_ip": last.get("node_ip"),
             "hostname": last.get("hostname"),
             "wall_seconds": wall if wall is not None else _num(last.get("time_total_s")),

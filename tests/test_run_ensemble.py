@@ -24,7 +24,9 @@ def test_smoke_test_trains_builds_and_queries(smoke, capsys):
     files = sorted(p.name for p in (smoke / "ensemble").iterdir())
     assert files == ["manifest.json", "members_vs_ensemble.png", "metrics.json", "predictions_test.csv"]
     manifest = json.loads((smoke / "ensemble" / "manifest.json").read_text())
-    assert len(manifest["members"]) == len(run_ensemble.SMOKE_MEMBERS) and manifest["method"] == "borda"
+    assert len(manifest["members"]) == len(run_ensemble.SMOKE_MEMBERS)
+    assert manifest["method"] in ("single", "borda", "rrf", "mean_sim")     # auto: a fusion only if it helps on val
+    assert (manifest["method"] == "single") == manifest["fallback"]
 
 
 def test_build_options_and_the_fewer_than_k_rule(smoke, capsys):
@@ -32,17 +34,17 @@ def test_build_options_and_the_fewer_than_k_rule(smoke, capsys):
     assert "--allow-fewer" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="fewer than top_k=5"):
         assert run_ensemble.main([str(smoke), "--top-k", "5", "--allow-fewer", "--method", "mean_sim",
-                                  "--weights", "1,2", "3"]) == 0
+                                  "--select", "all", "--weights", "1,2", "3"]) == 0
     out = capsys.readouterr().out
-    assert "ensemble (mean_sim, 3 of 3)" in out and "note: only 3 finished" in out
+    assert "> mean_sim, given-weighted (3 of 3)" in out and "note: only 3 finished" in out
     manifest = json.loads((smoke / "ensemble" / "manifest.json").read_text())
-    assert manifest["weights"] == [1.0, 2.0, 3.0] and manifest["method"] == "mean_sim"
+    assert manifest["weights"] == [1.0, 2.0, 3.0] and manifest["method"] == "mean_sim" and not manifest["fallback"]
     assert run_ensemble.main([str(smoke), "--top-k", "3", "--weights", "1", "1"]) == 2
     assert "weights" in capsys.readouterr().err
 
 
 def test_query_an_ensemble_and_a_checkpoint_dir(smoke, capsys):
-    assert run_ensemble.main([str(smoke), "--top-k", "2", "--select", "greedy", "--quiet"]) == 0
+    assert run_ensemble.main([str(smoke), "--top-k", "2", "--method", "rrf", "--weighting", "val", "--quiet"]) == 0
     capsys.readouterr()
     assert run_ensemble.main([str(smoke), "--query", "a person hands an object to another", "--top", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

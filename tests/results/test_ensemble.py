@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import results.ensemble as ens
-from results.ensemble import build_ensemble, query, rank_candidates
+from results.ensemble import build_ensemble, query
+from results.ensemble_members import search_candidates
 from results.ensemble_report import ENSEMBLE_DIR
 from results.errors import ResultsError
 from run_ensemble import write_demo_experiment
@@ -36,23 +37,31 @@ def _reload(directory):
     return manifest, metrics, rows
 
 
-def test_borda_build_writes_files_that_reload(experiment, capsys):
-    res = build_ensemble(experiment, top_k=3, method="borda")
-    assert res.directory == experiment / ENSEMBLE_DIR and res.selection == "top_k" and len(res.selected) == 3
+def test_auto_build_studies_every_fusion_and_writes_files_that_reload(experiment, capsys):
+    res = build_ensemble(experiment, top_k=3)
+    assert res.directory == experiment / ENSEMBLE_DIR and res.source == "search" and len(res.candidates) == 3
     manifest, metrics, rows = _reload(res.directory)
-    assert manifest["method"] == "borda" and manifest["selected"] == res.candidates == res.selected
-    assert [m["rank"] for m in manifest["members"]] == [1, 2, 3]
+    assert [m["rank"] for m in manifest["members"]] == [1, 2, 3] and manifest["fallback"] == res.fallback
     assert {m["config"]["motion_encoder"] for m in manifest["members"]} == {"tmr", "gru", "transformer"}
-    assert all(m["weight"] == 1.0 and (experiment / m["checkpoint"]).exists() for m in manifest["members"])
+    assert all((experiment / m["checkpoint"]).exists() for m in manifest["members"])
     reported = [m["reported_val_recall_at_1"] for m in manifest["members"]]
     assert reported == sorted(reported, reverse=True)
-    # Same batches and seed as the top member's trial -> its val R@1 is reproduced exactly.
-    top = manifest["members"][0]
-    assert metrics["members"][top["trial_id"]]["val"]["recall_at_1"] == pytest.approx(top["reported_val_recall_at_1"])
-    for block in [*metrics["members"].values(), metrics["ensemble"]]:
+    # One evaluation seed for every training seed -> each member's val R@1 is reproduced exactly.
+    for member in manifest["members"]:
+        assert metrics["members"][member["member_id"]]["val"]["recall_at_1"] == pytest.approx(
+            member["reported_val_recall_at_1"])
+    # Every fusion variant that kept >= 2 members is in the study, with paired gains and CIs.
+    assert {(v["method"], v["weighting"]) for v in metrics["variants"]} <= {
+        (m, w) for m in ("borda", "rrf", "mean_sim") for w in ("equal", "val")}
+    for block in [*metrics["members"].values(), *metrics["variants"], metrics["chosen"]]:
         for split in ("val", "test"):
-            for key in ("recall_at_1", "weighted_recall", "m2t_recall_at_1", "full_t2m_R1", "small_t2m_R1"):
-                assert 0 <= block[split][key] <= 100, key
+            m = block[split]
+            assert m["recall_at_1_lo"] <= m["recall_at_1"] <= m["recall_at_1_hi"]
+            gain = block["minus_best_member"][split]["recall_at_1"]
+            assert gain["low"] <= gain["value"] <= gain["high"]
+    if res.fallback:   # the chosen model is then the best member itself: zero gain, by construction
+        assert res.method == "single" and res.selected == [metrics["best_single_member"]]
+        assert metrics["ensemble_minus_best_member"]["test"]["recall_at_1"]["value"] == 0
     n_test = metrics["split_sizes"]["test"]
     assert rows[0] == ["query_id", "query_text", *(f"rank_{k}" for k in range(1, 11))]
     assert len(rows) == n_test + 1 and all(len(r) == 12 for r in rows[1:])
@@ -60,40 +69,52 @@ def test_borda_build_writes_files_that_reload(experiment, capsys):
     assert len(test_ids) == n_test and all(set(r[2:]) <= test_ids and len(set(r[2:])) == 10 for r in rows[1:])
     assert (res.directory / "members_vs_ensemble.png").read_bytes()[:8] == PNG_SIGNATURE
     out = capsys.readouterr().out
-    assert "ensemble (borda, 3 of 3)" in out and "test full R@1" in out and top["trial_id"] in out
+    assert "val gain [paired CI]" in out and "test R@1 [CI]" in out and "ensemble: " in out
+    assert ("falls back to the best member" in out) == res.fallback
 
 
-def test_mean_sim_greedy_rebuild_replaces_the_folder(experiment):
-    build_ensemble(experiment, top_k=3, method="borda", quiet=True)
-    res = build_ensemble(experiment, top_k=3, method="mean_sim", select="greedy", quiet=True)
+def test_explicit_method_builds_exactly_it_and_reports_its_gain(experiment):
+    res = build_ensemble(experiment, top_k=3, method="rrf", weighting="val", select="all", quiet=True)
     manifest, metrics, rows = _reload(res.directory)
-    assert manifest["method"] == "mean_sim" and manifest["selection"] == "greedy"
-    assert not list(experiment.glob(".ensemble-*"))
-    trace = manifest["greedy_trace"]
-    assert res.selected == [trace[0]["added"]] + [step["added"] for step in trace[1:] if step["accepted"]]
-    assert len(trace) == len(res.selected) + (len(res.selected) < 3)   # stops at the first rejected step
-    assert set(res.selected) <= set(res.candidates)
-    # The first member greedy keeps is the best single one on val, as evaluated here.
-    best = max(metrics["members"], key=lambda t: (metrics["members"][t]["val"]["recall_at_1"],
-                                                  metrics["members"][t]["val"]["weighted_recall"]))
-    assert res.selected[0] == best == metrics["best_single_member"]
-    val_ens, val_best = metrics["ensemble"]["val"]["recall_at_1"], metrics["members"][best]["val"]["recall_at_1"]
-    assert val_ens >= val_best   # greedy only ever adds a member that raises val R@1
-    # mean_sim scores are continuous: the CSV's top-1 agrees with the full-split R@1 it reports.
+    assert not res.fallback and res.method == manifest["method"] == "rrf" and manifest["weighting"] == "val"
+    assert res.selected == [m["member_id"] for m in manifest["members"]] and len(metrics["variants"]) == 1
+    assert max(manifest["weights"]) == 1.0 and all(0 <= w <= 1 for w in manifest["weights"])
+    gain = metrics["ensemble_minus_best_member"]["test"]["recall_at_1"]
+    best = metrics["best_single_member"]
+    assert gain["value"] == pytest.approx(metrics["ensemble"]["test"]["recall_at_1"]
+                                          - metrics["members"][best]["test"]["recall_at_1"])
+    # The tie-broken fusion ranks the whole test split: the CSV's top-1 agrees with its full-split R@1.
     hits = np.mean([r[2] == r[0] for r in rows[1:]]) * 100
     assert metrics["ensemble"]["test"]["full_t2m_R1"] == pytest.approx(hits)
+
+
+def test_greedy_trace_and_rebuild_replaces_the_folder(experiment):
+    build_ensemble(experiment, top_k=3, method="borda", quiet=True)
+    res = build_ensemble(experiment, top_k=3, method="mean_sim", weighting="equal", quiet=True)
+    manifest, metrics, _ = _reload(res.directory)
+    assert manifest["method"] in ("mean_sim", "single") and manifest["selection"] == "greedy"
+    assert not list(experiment.glob(".ensemble-*"))
+    for variant in metrics["variants"]:
+        trace = variant["greedy_trace"]
+        accepted = [trace[0]["added"]] + [step["added"] for step in trace[1:] if step["accepted"]]
+        assert len(accepted) == len(variant["members"])
+        # greedy starts from the best single member on val, as evaluated here
+        assert trace[0]["added"] == metrics["best_member_label"]
+        assert variant["val"]["recall_at_1"] >= metrics["members"][metrics["best_single_member"]]["val"]["recall_at_1"]
 
 
 def test_fewer_trials_than_k_and_bad_input(experiment):
     with pytest.warns(UserWarning, match="fewer than top_k=5"):
         res = build_ensemble(experiment, top_k=5, quiet=True)
-    assert len(res.selected) == 3 and res.warnings
+    assert len(res.candidates) == 3 and res.warnings
     with pytest.raises(ResultsError, match="--allow-fewer"):
         build_ensemble(experiment, top_k=5, quiet=True, allow_fewer=False)
     with pytest.raises(ResultsError, match="weights"):
         build_ensemble(experiment, top_k=3, quiet=True, weights=[1.0, 2.0])
     with pytest.raises(ResultsError, match="method"):
         build_ensemble(experiment, method="vote")
+    with pytest.raises(ResultsError, match="no finished refit"):
+        build_ensemble(experiment, members="refit")
 
 
 def test_no_finished_trial_is_a_clear_error(tmp_path):
@@ -107,7 +128,7 @@ def test_no_finished_trial_is_a_clear_error(tmp_path):
 
 
 def test_a_crash_while_writing_keeps_the_previous_ensemble(experiment, monkeypatch):
-    build_ensemble(experiment, top_k=2, method="borda", quiet=True)
+    build_ensemble(experiment, top_k=2, method="borda", select="all", quiet=True)
     before = (experiment / ENSEMBLE_DIR / "manifest.json").read_text()
 
     def boom(*args, **kwargs):
@@ -123,14 +144,14 @@ def test_a_crash_while_writing_keeps_the_previous_ensemble(experiment, monkeypat
 
 
 def test_query_the_ensemble_and_a_single_checkpoint(experiment):
-    res = build_ensemble(experiment, top_k=3, method="borda", quiet=True)
+    res = build_ensemble(experiment, top_k=3, method="borda", select="all", quiet=True)
     manifest, metrics, rows = _reload(res.directory)
     test_ids = {r[0] for r in rows[1:]}
     n = len(test_ids)
     hits = query(experiment, "a person hands an object to another")
     assert [h.rank for h in hits] == list(range(1, 11)) and {h.motion_id for h in hits} <= test_ids
     scores = [h.score for h in hits]
-    assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and scores[0] <= 3 * (n - 1)
+    assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and scores[0] <= 3 * n   # Borda points
     assert all(h.caption for h in hits)
     ckpt = manifest["members"][0]["checkpoint"]
     single = query(ckpt, rows[1][1], split="val", top=5)
@@ -150,7 +171,7 @@ def test_rank_candidates_orders_by_recall_then_weighted_recall_then_id(tmp_path)
         "best_weighted_recall": [20.0, 20.0, 25.0, 1.0, 60.0, 5.0],
         "best_checkpoint": [str(tmp_path / x) for x in ("a", "b", "c", "d", "e")] + [str(tmp_path / "a")],
     })
-    ranked = rank_candidates(table)
-    assert [c.trial_id for c in ranked] == ["t3", "t2", "t1", "t5"]  # RUNNING and NaN left out
+    ranked = search_candidates(table)
+    assert [c.member_id for c in ranked] == ["t3", "t2", "t1", "t5"]  # RUNNING and NaN left out
     shutil.rmtree(tmp_path / "d")
-    assert [c.trial_id for c in rank_candidates(table)] == ["t2", "t1", "t5"]  # checkpoint gone
+    assert [c.member_id for c in search_candidates(table)] == ["t2", "t1", "t5"]  # checkpoint gone
