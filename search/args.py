@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = dict(
     reduction_factor=2.0, scheduler="asha", sampler="tpe", cpus_per_trial=1.0, gpus_per_trial=0.0, max_concurrent=2, max_failures=1,
     address="local", storage="./experiments", name=None, resume=False, seed=0,
     wandb_project="motion-retrieval-search", wandb=True, ensemble_top_k=5, smoke_test=False,
+    refit_top_k=2, refit_seeds=2, refit_epochs=None,
 )
 # --smoke-test: a whole search (ASHA, checkpoints, W&B, results) in well under a minute on CPU.
 SMOKE_DEFAULTS: dict[str, Any] = dict(
@@ -73,6 +74,13 @@ class SearchArgs:
     storage_shared: bool = False   # the user confirms a local --storage is shared by every node
     scheduler: str = "asha"        # defaults here too: search_args.json written before these flags existed
     sampler: str = "tpe"
+    refit_top_k: int = 0           # refit stage (search/refit.py): distinct configs retrained, 0 = off
+    refit_seeds: int = 2           # full-length runs per config (the search's own run counts as one)
+    refit_epochs: int | None = None   # None = --max-epochs
+
+    @property
+    def refit_length(self) -> int:
+        return self.refit_epochs or self.max_epochs
 
     @property
     def experiment_path(self) -> str:
@@ -132,8 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, help="seed of the sampler and of every trial (default 0)")
     ap.add_argument("--wandb-project", help=f"W&B project (default {d['wandb_project']})")
     ap.add_argument("--no-wandb", dest="wandb", action="store_false", default=None, help="turn W&B logging off")
+    ap.add_argument("--refit-top-k", type=int,
+                    help=f"after the search, retrain the top k distinct configs to full length with "
+                         f"--refit-seeds seeds each and rank them by the seed mean; 0 = off (default {d['refit_top_k']})")
+    ap.add_argument("--refit-seeds", type=int,
+                    help=f"full-length runs per refit config; the search's own full-length run counts as one "
+                         f"(default {d['refit_seeds']})")
+    ap.add_argument("--refit-epochs", type=int, help="epochs of every refit run (default: --max-epochs)")
     ap.add_argument("--ensemble-top-k", type=int,
-                    help=f"build an ensemble of the top k trials after the search; 0 = off (default {d['ensemble_top_k']})")
+                    help=f"ensemble after the search: members are the refit runs (or, with --refit-top-k 0, the "
+                         f"top k trials); 0 = off (default {d['ensemble_top_k']})")
     ap.add_argument("--smoke-test", action="store_true", default=None,
                     help="tiny CPU search in seconds: synthetic:n=200, 4 trials, 2 epochs, tiny model")
     ap.add_argument("--set", dest="overrides", action="append", default=None, metavar="KEY=VALUE",
@@ -221,6 +237,9 @@ def validate(args: SearchArgs) -> None:
     need(args.max_concurrent >= 1, "--max-concurrent", f"{args.max_concurrent} must be >= 1.")
     need(args.max_failures >= 0, "--max-failures", f"{args.max_failures} must be >= 0.")
     need(args.ensemble_top_k >= 0, "--ensemble-top-k", f"{args.ensemble_top_k} must be >= 0 (0 = off).")
+    need(args.refit_top_k >= 0, "--refit-top-k", f"{args.refit_top_k} must be >= 0 (0 = off).")
+    need(args.refit_seeds >= 1, "--refit-seeds", f"{args.refit_seeds} must be >= 1.")
+    need(args.refit_epochs is None or args.refit_epochs >= 1, "--refit-epochs", f"{args.refit_epochs} must be >= 1.")
     need(args.cpus_per_trial > 0, "--cpus-per-trial", f"{args.cpus_per_trial:g} must be > 0.")
     need(args.gpus_per_trial >= 0, "--gpus-per-trial", f"{args.gpus_per_trial:g} must be >= 0.")
     need(args.gpus_per_trial <= 1 or float(args.gpus_per_trial).is_integer(), "--gpus-per-trial",

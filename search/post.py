@@ -1,6 +1,7 @@
-"""After the search: results tables + leaderboard (results/), the Borda ensemble (results.ensemble), W&B summary.
+"""After the search: results tables + leaderboard (results/), the refit ranking (results.refit), the
+ensemble (results.ensemble) and the W&B summary.
 
-Both read the experiment directory from disk, so they run only for local (or mounted) storage;
+They read the experiment directory from disk, so they run only for local (or mounted) storage;
 with s3:// or gs:// storage, run ``python -m results`` / ``run_ensemble.py`` on a synced copy.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ class SearchOutcome:
     best_checkpoint: str | None
     leaderboard: str
     results: Any = None           # results.ExperimentResults when results/ is available
+    refit: Any = None             # results.refit.RefitSummary after a refit
     ensemble: Any = None          # whatever ensemble.build_ensemble returned
     wandb_summary_dir: str | None = None
 
@@ -102,16 +104,43 @@ def summarize(args: SearchArgs, grid, *, interrupted: bool) -> SearchOutcome:
             print("note: Parquet tables and plots skipped for cloud storage; run `python -m results` on a synced copy.")
         outcome.leaderboard = leaderboard_from_grid(grid)
         print(outcome.leaderboard)
-    if args.ensemble_top_k > 0:
-        if not args.is_local_storage:
-            print("note: --ensemble-top-k skipped for cloud storage; run `run_ensemble.py` on a synced copy.")
-        elif res is None:
-            print("note: no ensemble: no trial finished an epoch.")
-        else:
+    return outcome
+
+
+def finish(args: SearchArgs, outcome: SearchOutcome, rebuild: bool = True) -> None:
+    """Refit ranking, ensemble (``rebuild=False``: only when none is on disk yet) and the W&B summary run."""
+    if not args.is_local_storage:
+        print("note: refit ranking and ensemble skipped for cloud storage; run `python -m results` and "
+              "`run_ensemble.py` on a synced copy.")
+    elif outcome.results is None:
+        print("note: no refit ranking or ensemble: no trial finished an epoch.")
+    else:
+        from results.errors import ResultsError
+        from results.refit import has_refit, summarize_refit
+
+        path = Path(args.experiment_path)
+        if args.refit_top_k > 0 and has_refit(path):
+            try:
+                outcome.refit = summarize_refit(path)
+            except ResultsError as e:
+                print(f"refit: {e}")
+        if args.ensemble_top_k > 0 and (rebuild or not (path / "ensemble" / "manifest.json").is_file()):
             from results.ensemble import build_ensemble
 
-            outcome.ensemble = build_ensemble(Path(args.experiment_path), top_k=args.ensemble_top_k, select="greedy")
-    return outcome
+            outcome.ensemble = build_ensemble(path, top_k=args.ensemble_top_k)
+        elif (path / "ensemble").is_dir():
+            print(f"ensemble: {path / 'ensemble'}")
+    if args.wandb and rebuild:
+        from .wandb_setup import log_summary, sync_hint
+
+        outcome.wandb_summary_dir = log_summary(
+            args, best_config=outcome.best_config, best_metrics=outcome.best_metrics,
+            leaderboard=outcome.leaderboard, similarity_png=similarity_png(args),
+            refit_text=outcome.refit.text if outcome.refit is not None else None,
+            ensemble_text=outcome.ensemble.table + "\n" + outcome.ensemble.verdict if outcome.ensemble else None)
+        hint = sync_hint(args)
+        if hint:
+            print(hint)
 
 
 def similarity_png(args: SearchArgs) -> Path | None:
@@ -122,8 +151,9 @@ def similarity_png(args: SearchArgs) -> Path | None:
 
 
 def finished_search(args: SearchArgs) -> SearchOutcome | None:
-    """``--resume`` of an experiment whose ``num_samples`` trials all TERMINATED: nothing is left to run,
-    so report it (leaderboard, tables, plots; the ensemble only if it is missing) without starting Ray.
+    """``--resume`` of an experiment whose ``num_samples`` trials all TERMINATED: the search has nothing left
+    to run, so report it (leaderboard, tables, plots) without starting Ray; the caller then finishes a
+    pending refit (search/refit.py) or only the ensemble when it is missing.
 
     None when there is something to resume (unfinished or errored trials, missing samples) or the
     storage is remote: then Tune restores the experiment as usual.
@@ -139,8 +169,8 @@ def finished_search(args: SearchArgs) -> SearchOutcome | None:
     known = [t for t in exp.trials if t.in_state]  # ABANDONED folders of a killed driver do not count
     if len(known) < args.num_samples or any(t.status != "TERMINATED" for t in known):
         return None
-    print(f"experiment {args.name} already finished: {len(known)} of {args.num_samples} trials TERMINATED; "
-          "nothing to resume, no trial started.", flush=True)
+    print(f"experiment {args.name}: the search already finished ({len(known)} of {args.num_samples} trials "
+          "TERMINATED); no search trial started.", flush=True)
     outcome = SearchOutcome(experiment_path=args.experiment_path, num_trials=len(known), num_errors=0,
                             interrupted=False, best_trial_id=None, best_config=None, best_metrics=None,
                             best_checkpoint=None, leaderboard="")
@@ -155,11 +185,4 @@ def finished_search(args: SearchArgs) -> SearchOutcome | None:
     outcome.best_metrics = {k[len("best_"):]: v for k, v in best.items() if k.startswith("best_")
                             and k != "best_checkpoint" and v is not None}
     outcome.best_checkpoint = str(res.best_checkpoint) if res.best_checkpoint else None
-    ensemble_dir = Path(args.experiment_path) / "ensemble"
-    if args.ensemble_top_k > 0 and not (ensemble_dir / "manifest.json").is_file():
-        from results.ensemble import build_ensemble  # a crash during the first build left none
-
-        outcome.ensemble = build_ensemble(Path(args.experiment_path), top_k=args.ensemble_top_k, select="greedy")
-    elif ensemble_dir.is_dir():
-        print(f"ensemble: {ensemble_dir}")
     return outcome

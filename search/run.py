@@ -1,14 +1,17 @@
-"""``run(args)``: preflight -> Ray -> shared inputs -> Tuner (new or restored) -> fit -> results."""
+"""``run(args)``: preflight -> shared inputs -> Ray -> search (new or restored) -> refit -> results, ensemble."""
 from __future__ import annotations
 
 import os
 import time
 from typing import Any
 
+from core.data.splits import MIN_DECISIVE_SPLIT
+
 from . import storage
 from .args import ArgsError, SearchArgs
 from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
-from .post import SearchOutcome, finished_search, similarity_png, summarize
+from .post import SearchOutcome, finish, finished_search, summarize
+from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
 from .trainable import build_trainable
 from .trial_config import METRIC, preflight
 from .tuner import build_tuner, restore_tuner
@@ -51,10 +54,13 @@ def was_interrupted(grid, args: SearchArgs) -> bool:
 
 
 def run(args: SearchArgs) -> SearchOutcome:
-    if args.resume and (finished := finished_search(args)) is not None:
-        return finished  # nothing left to run: reported without starting Ray
+    finished = finished_search(args) if args.resume else None   # the search itself has nothing left to run
+    if finished is not None and not refit_pending(args):
+        finish(args, finished, rebuild=False)   # refit ranking + the ensemble if it is missing
+        return finished
     base, param_columns = preflight(args)
-    check_experiment_location(args)
+    if finished is None:
+        check_experiment_location(args)
     # The legacy reporter shows the columns we choose (R@1, wR, sampled params) and the best trial.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune warns when short epochs checkpoint faster than every 5 s; that is expected here.
@@ -62,13 +68,7 @@ def run(args: SearchArgs) -> SearchOutcome:
 
     # Parse the data before Ray starts: a bad --data fails in seconds with the loader's message.
     shared = prepare_shared_inputs(base, param_columns)
-    callbacks = []
-    if args.wandb and not args.resume:  # on --resume the stored RunConfig brings its callbacks
-        from .wandb_setup import make_callback
-        callbacks.append(make_callback(args))
-    elif args.wandb:
-        from .wandb_setup import resolve_mode
-        resolve_mode()  # the restored callback checks WANDB_MODE in this process
+    warn_small_splits(shared.corpus)
     started = ensure_ray(args)
     t0 = time.perf_counter()
     try:
@@ -77,30 +77,56 @@ def run(args: SearchArgs) -> SearchOutcome:
             storage.write_json(storage.join(args.experiment_path, storage.ARGS_FILE), args.to_json())
         trainable = build_trainable(args, shared)
         del shared  # the object store holds it now
-        if args.resume:
-            print(f"resuming {args.experiment_path}", flush=True)
-            tuner = restore_tuner(args, trainable)
+        if finished is None:
+            grid = fit_search(args, trainable, base, param_columns)
+            outcome = summarize(args, grid, interrupted=was_interrupted(grid, args))
+            trials = trials_from_grid(grid)
         else:
-            tuner = build_tuner(args, trainable, base_config=base, callbacks=callbacks,
-                                param_columns=param_columns)
-        grid = tuner.fit()
+            outcome, trials = finished, trials_from_table(finished.results.trials) if finished.results else []
+        if not outcome.interrupted and args.refit_top_k > 0:
+            _, _, outcome.interrupted = run_refit(args, trainable, trials, wandb_callbacks(args, "refit"))
     finally:
         if started:
             import ray
             ray.shutdown()
-    elapsed = time.perf_counter() - t0
-    interrupted = was_interrupted(grid, args)
-    outcome = summarize(args, grid, interrupted=interrupted)
-    report(args, outcome, elapsed)
-    if args.wandb and not interrupted:
-        from .wandb_setup import log_summary, sync_hint
-        outcome.wandb_summary_dir = log_summary(
-            args, best_config=outcome.best_config, best_metrics=outcome.best_metrics,
-            leaderboard=outcome.leaderboard, similarity_png=similarity_png(args))
-        hint = sync_hint(args)
-        if hint:
-            print(hint)
+    report(args, outcome, time.perf_counter() - t0)
+    if not outcome.interrupted:
+        finish(args, outcome)
     return outcome
+
+
+def wandb_callbacks(args: SearchArgs, job_type: str) -> list:
+    """A new W&B callback (a restored Tune experiment brings its own: then only the mode is set here)."""
+    if not args.wandb:
+        return []
+    from .wandb_setup import make_callback, resolve_mode
+
+    if args.resume and job_type == "trial":
+        resolve_mode()  # the restored callback checks WANDB_MODE in this process
+        return []
+    return [make_callback(args, job_type)]
+
+
+def fit_search(args: SearchArgs, trainable, base: dict[str, Any], param_columns: list[str]):
+    if args.resume:
+        print(f"resuming {args.experiment_path}", flush=True)
+        tuner = restore_tuner(args, trainable)
+        wandb_callbacks(args, "trial")
+    else:
+        tuner = build_tuner(args, trainable, base_config=base, callbacks=wandb_callbacks(args, "trial"),
+                            param_columns=param_columns)
+    return tuner.fit()
+
+
+def warn_small_splits(corpus) -> None:
+    """Once, before any trial: a val/test split this small cannot decide between trials."""
+    for split in ("val", "test"):
+        n = len(corpus.splits.get(split, ()))
+        if 0 < n < MIN_DECISIVE_SPLIT:
+            half = 100 * 1.96 * (0.25 / n) ** 0.5
+            print(f"WARNING: the {split} split has only {n} motions: one query moves R@1 by {100 / n:.1f} points and "
+                  f"its 95 % CI is about +-{half:.0f} points, so differences between trials below that are noise. "
+                  f"Use more data or a bigger split (e.g. --data SPEC:val=0.2,test=0.2).", flush=True)
 
 
 def report(args: SearchArgs, outcome: SearchOutcome, elapsed: float) -> None:

@@ -47,11 +47,11 @@ def build_scheduler(args: SearchArgs) -> TrialScheduler:
                          reduction_factor=args.reduction_factor)
 
 
-def build_progress_reporter(args: SearchArgs, param_columns: Sequence[str]) -> tune.CLIReporter:
+def build_progress_reporter(args: SearchArgs, param_columns: Sequence[str], total: int | None = None) -> tune.CLIReporter:
     return tune.CLIReporter(
         metric_columns=dict(PROGRESS_METRICS),
         parameter_columns=list(param_columns)[:8],
-        metric=METRIC, mode=MODE, sort_by_metric=True, total_samples=args.num_samples,
+        metric=METRIC, mode=MODE, sort_by_metric=True, total_samples=total or args.num_samples,
         max_report_frequency=10 if args.smoke_test else 30, max_column_length=12)
 
 

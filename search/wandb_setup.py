@@ -6,6 +6,7 @@ written under ``<experiment>/wandb/`` and can be uploaded later with ``wandb syn
 from __future__ import annotations
 
 import glob
+import html
 import netrc
 import os
 from pathlib import Path
@@ -76,7 +77,9 @@ class TrialWandbCallback(WandbLoggerCallback):
         super().on_experiment_end(trials, **info)
 
 
-def make_callback(args: SearchArgs) -> Any:
+def make_callback(args: SearchArgs, job_type: str = "trial") -> Any:
+    """Ray's per-trial W&B callback: one run per trial in the experiment's group (job type "trial", or
+    "refit" for the refit stage's runs)."""
     import wandb
 
     mode = resolve_mode()
@@ -92,7 +95,7 @@ def make_callback(args: SearchArgs) -> Any:
         kwargs["dir"] = root
     # Offline runs only write local files: finishing never takes long, so do not wait 30 min.
     timeout = 1800 if mode == "online" else 120
-    return TrialWandbCallback(project=args.wandb_project, group=args.name, job_type="trial",
+    return TrialWandbCallback(project=args.wandb_project, group=args.name, job_type=job_type,
                               log_config=False, upload_timeout=timeout, **kwargs)
 
 
@@ -118,9 +121,11 @@ def sync_hint(args: SearchArgs) -> str | None:
 
 def log_summary(args: SearchArgs, *, best_config: Mapping[str, Any] | None,
                 best_metrics: Mapping[str, Any] | None, leaderboard: str | None,
-                similarity_png: Path | None) -> str | None:
+                similarity_png: Path | None, refit_text: str | None = None,
+                ensemble_text: str | None = None) -> str | None:
     """One extra run in the experiment's group holding the best config, its metrics, the
-    leaderboard and the best trial's similarity heatmap. Returns the run dir (or None)."""
+    leaderboard, the refit ranking, the ensemble verdict and the best trial's similarity heatmap.
+    Returns the run dir (or None)."""
     import wandb
 
     mode = os.environ.get("WANDB_MODE", resolve_mode())
@@ -136,8 +141,9 @@ def log_summary(args: SearchArgs, *, best_config: Mapping[str, Any] | None,
         if similarity_png is not None and Path(similarity_png).is_file():
             payload["best_similarity"] = wandb.Image(str(similarity_png),
                                                      caption="best trial: val text x motion similarity")
-        if leaderboard:
-            payload["leaderboard"] = wandb.Html(f"<pre>{leaderboard}</pre>")
+        for key, text in (("leaderboard", leaderboard), ("refit_ranking", refit_text), ("ensemble", ensemble_text)):
+            if text:
+                payload[key] = wandb.Html(f"<pre>{html.escape(text)}</pre>")
         if payload:
             run.log(payload)
         for key, value in (best_metrics or {}).items():

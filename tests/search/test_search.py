@@ -38,6 +38,9 @@ REPO = Path(__file__).resolve().parents[2]
     ({"storage": "ftp://host/dir"}, "--storage"),
     ({"scheduler": "hyperband"}, "--scheduler"),
     ({"sampler": "cmaes"}, "--sampler"),
+    ({"refit_top_k": -1}, "--refit-top-k"),
+    ({"refit_seeds": 0}, "--refit-seeds"),
+    ({"refit_epochs": 0}, "--refit-epochs"),
 ])
 def test_bad_flags_fail_before_ray_with_the_flag_named(tmp_path, flags, flag_in_message):
     given = {"storage": str(tmp_path), **flags}
@@ -162,8 +165,10 @@ def test_wandb_offline_writes_one_run_per_trial_and_a_summary(aligned_search):
     args, outcome = aligned_search
     runs = sorted((Path(outcome.experiment_path) / "wandb").glob("offline-run-*"))
     trial_ids = {t.trial_id for t in trials_of(outcome.experiment_path)}
+    refit = Path(outcome.experiment_path) / "refit"
+    refit_ids = {t.trial_id for t in trials_of(str(refit))} if list(refit.glob("experiment_state-*")) else set()
     run_ids = {r.name.rsplit("-", 1)[-1] for r in runs}
-    assert trial_ids <= run_ids and len(runs) == len(trial_ids) + 1  # + the summary run
+    assert trial_ids | refit_ids <= run_ids and len(runs) == len(trial_ids) + len(refit_ids) + 1  # + the summary
     for r in runs:
         assert list(r.glob("run-*.wandb")), f"{r} has no run data"
     summary = Path(outcome.wandb_summary_dir).parent
@@ -194,7 +199,7 @@ def test_scheduler_and_sampler_flags_pick_the_baselines(tmp_path):
 def test_second_space_runs_fifo_random_with_wandb_off(ray_local, tmp_path):
     args = resolve_args({"space": "temos", "smoke_test": True, "num_samples": 4, "max_epochs": 2,
                          "storage": str(tmp_path), "name": "temos", "wandb": False, "ensemble_top_k": 0,
-                         "scheduler": "fifo", "sampler": "random"})
+                         "refit_top_k": 0, "scheduler": "fifo", "sampler": "random"})
     outcome = run(args)
     trials = trials_of(outcome.experiment_path)
     assert len(trials) == 4 and all(t.status == "TERMINATED" for t in trials)
@@ -213,7 +218,7 @@ def test_sigint_then_resume_completes_every_trial_once(tmp_path):
     # W&B stays on: its per-trial logging actors must not keep the interrupted driver waiting.
     first = subprocess.Popen(cmd + ["--smoke-test", "--num-samples", str(samples),
                                     "--max-epochs", str(epochs), "--grace-period", str(epochs),
-                                    "--max-concurrent", "1", "--ensemble-top-k", "0"],
+                                    "--max-concurrent", "1", "--ensemble-top-k", "0", "--refit-top-k", "0"],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     exp = tmp_path / name
     deadline = time.monotonic() + 120
@@ -322,3 +327,15 @@ def test_restored_trial_resumes_from_tunes_checkpoint(adapter, tmp_path):
     call = fake.calls[0]
     assert call["shared"] == "SHARED" and call["config"] == {"lr": 1e-4}
     assert (Path(call["resume_from"]) / "checkpoint.pt").read_bytes() == b"state"
+
+
+def test_small_splits_are_called_out_once_before_any_trial(capsys):
+    from search.run import warn_small_splits
+
+    class Corpus:
+        splits = {"train": range(100), "val": range(20), "test": range(500)}
+
+    warn_small_splits(Corpus())
+    out = capsys.readouterr().out
+    assert "the val split has only 20 motions" in out and "+-22 points" in out and "val=0.2" in out
+    assert "test split" not in out and out.count("WARNING") == 1
