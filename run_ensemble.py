@@ -1,6 +1,6 @@
 """Ensemble of a search's models (refit runs or top trials): every fusion studied, the best kept only if it helps.
 
-    python run_ensemble.py EXPERIMENT_DIR                      # auto: refit members, Borda/RRF/mean_sim x weighting
+    python run_ensemble.py EXPERIMENT_DIR                      # auto: refit members, every fusion reported
     python run_ensemble.py EXPERIMENT_DIR --method rrf --weighting val --select all --members search --top-k 5
     python run_ensemble.py EXPERIMENT_DIR --query "a person hands an object to another" [--split test]
     python run_ensemble.py path/to/trial/checkpoint_000004 --query "a person waves"   # one model
@@ -94,11 +94,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--members", choices=SOURCES, default="auto",
                     help="refit runs, search trials, or auto: refit when the experiment has one (default)")
     ap.add_argument("--method", choices=("auto", *METHODS), default="auto",
-                    help="fusion; auto tries all and keeps the best only if it beats the best member on val (default)")
+                    help="fusion to keep; with everything on auto: mean_sim, kept only if it beats the best member "
+                         "on val (default); every method is reported either way")
     ap.add_argument("--weighting", choices=("auto", *WEIGHTINGS), default="auto",
-                    help="equal, or proportional to each member's val R@1; auto tries both (default)")
-    ap.add_argument("--select", choices=SELECTIONS, default="greedy",
-                    help="greedy forward selection on val R@1 among the members (default), or all of them")
+                    help="equal (auto), or proportional to each member's val R@1")
+    ap.add_argument("--select", choices=SELECTIONS, default="auto",
+                    help="greedy forward selection on val R@1 (auto), or all members")
     ap.add_argument("--weights", nargs="+", help="one weight per member in rank order (replaces --weighting)")
     ap.add_argument("--allow-fewer", action="store_true", help="use all finished trials when there are fewer than K")
     ap.add_argument("--query", help="print the top motions for this text instead of building")

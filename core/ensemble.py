@@ -137,12 +137,16 @@ def combine(sims: Sequence, method: str = "borda", weights: Sequence[float] | No
     return make_combiner(method, weights)(sims)
 
 
+MIN_VAL_WEIGHT = 0.01
+
+
 def val_weights(val_scores: Sequence[float]) -> list[float]:
-    """Weights proportional to each member's validation score (e.g. R@1 %), the best member = 1."""
+    """Weights proportional to each member's validation score (e.g. R@1 %), the best member = 1; at least
+    MIN_VAL_WEIGHT, so a member alone (as greedy selection scores it) still has a valid weight."""
     scores = np.maximum(np.asarray(val_scores, dtype=np.float64), 0.0)
     if scores.size == 0 or scores.max() <= 0:
         return [1.0] * len(scores)
-    return (scores / scores.max()).tolist()
+    return np.maximum(scores / scores.max(), MIN_VAL_WEIGHT).tolist()
 
 
 def top_candidates(scores, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -138,6 +138,28 @@ def encode_split(loaded: LoadedModel, data: SharedInputs, split: str, batch_size
                            captions=list(captions), groups=[corpus.groups[i] for i in indices])
 
 
+def stored_split_embeddings(loaded: LoadedModel, data: SharedInputs, split: str) -> SplitEmbeddings | None:
+    """The embeddings a checkpoint stored of its own evaluation split (embeddings.npz, computed by this model in
+    eval mode at that epoch), when ``split`` is that split of this corpus: saves encoding it again.  None
+    when the checkpoint has none, evaluated another split, or the split's motions differ."""
+    path = loaded.directory / "embeddings.npz"
+    if loaded.config.data.eval_split != split or not path.is_file():
+        return None
+    corpus = data.corpus
+    indices = corpus.split(split)
+    ids = [corpus.ids[i] for i in indices]
+    try:
+        with np.load(path, allow_pickle=False) as stored:   # never unpickle
+            if [str(x) for x in stored["ids"]] != ids:
+                return None
+            text, motion = np.asarray(stored["text"], np.float32), np.asarray(stored["motion"], np.float32)
+            captions = [str(x) for x in stored["captions"]]
+    except (KeyError, ValueError, OSError):
+        return None
+    return SplitEmbeddings(split=split, text=text, motion=motion, ids=ids, captions=captions,
+                           groups=[corpus.groups[i] for i in indices])
+
+
 @lru_cache(maxsize=2)
 def _text_transformer(name: str):
     # Several members usually share one text model: load it once per process for new queries.

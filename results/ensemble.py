@@ -11,10 +11,11 @@ ONCE; its (N, N) similarity matrices feed every protocol and every subset tried 
 Members and fusions are evaluated with the SAME protocol (eval batches, evaluation seed, tie rule,
 equivalence views of the top member's config), so per-query credits pair up for the CIs.
 
-Fusion (results/fusion.py): ``method="auto"`` tries Borda (similarity tie-break), RRF and z-scored mean
-similarity, each equal- and val-weighted, members chosen greedily on val; the variant with the best val R@1
-is kept only when its val gain over the best member has a paired 95 % CI above 0 - otherwise the ensemble is
-the best member alone, and the report says so with the CI.  An explicit ``method`` (and ``weighting``)
+Fusion (results/fusion.py): every method (Borda with a similarity tie-break, RRF, z-scored mean similarity)
+over all members with equal and val weights, and over greedily chosen members, is scored and reported;
+with everything on ``auto`` the pre-registered default (mean_sim, equal weights, members chosen greedily on
+val) is kept only when its val gain over the best member has a paired 95 % CI above 0 - otherwise the
+ensemble is the best member alone, and the report says so with the CI.  An explicit ``method`` / ``weighting`` / ``select``
 builds exactly that combination, reporting its gain (no fallback).  Test numbers are reported, never used
 to choose.  Fewer finished trials than K: used with a warning (the CLI refuses unless --allow-fewer).
 """
@@ -37,9 +38,9 @@ from results.ensemble_report import (ENSEMBLE_DIR, MANIFEST_FILE, METRICS_FILE, 
                                      TOP_PREDICTIONS, format_table, plot_members_vs_ensemble, read_manifest,
                                      verdict_text, write_folder_atomically, write_json, write_predictions)
 from results.errors import ResultsError
-from results.fusion import WEIGHTINGS, Evaluator, FusionStudy, Scored, study
+from results.fusion import DEFAULT_CHOICE, WEIGHTINGS, Evaluator, FusionStudy, Scored, Variant, study
 
-SELECTIONS = ("greedy", "all")
+SELECTIONS = ("auto", "all", "greedy")
 
 
 @dataclass
@@ -62,7 +63,8 @@ class EnsembleResult:
         return {name: self.directory / name for name in (MANIFEST_FILE, METRICS_FILE, PREDICTIONS_FILE, PLOT_FILE)}
 
 
-def _check_choice(method: str, weighting: str, select: str, weights, n: int) -> tuple[tuple, tuple]:
+def resolve_choice(method: str, weighting: str, select: str, weights, n: int) -> tuple[Variant, bool]:
+    """(the fusion to keep, whether it is the automatic default, which may fall back to the best member)."""
     if method != "auto" and method not in METHODS:
         raise ResultsError(f"method {method!r} is unknown.", fix=f"use auto or one of {', '.join(METHODS)}.")
     if weighting != "auto" and weighting not in WEIGHTINGS:
@@ -74,15 +76,18 @@ def _check_choice(method: str, weighting: str, select: str, weights, n: int) -> 
         if len(w) != n or not all(math.isfinite(x) and x >= 0 for x in w) or sum(w) <= 0:
             raise ResultsError(f"weights {w} do not fit the {n} member(s): expected {n} numbers >= 0 with a positive "
                                "sum, one per member in rank order.", fix=f"pass exactly {n} --weights, or none.")
-        return (METHODS if method == "auto" else (method,)), ("given",)
-    return (METHODS if method == "auto" else (method,)), (WEIGHTINGS if weighting == "auto" else (weighting,))
+    d = DEFAULT_CHOICE
+    choice = Variant(d.method if method == "auto" else method,
+                     "given" if weights is not None else d.weighting if weighting == "auto" else weighting,
+                     d.select if select == "auto" else select)
+    return choice, (method, weighting, select) == ("auto", "auto", "auto") and weights is None
 
 
 def _metrics_json(fs: FusionStudy, encoded: list[Encoded], source: str, settings, labels: list[str]) -> dict:
     best = fs.members[fs.best_member]
 
     def entry(m: Scored) -> dict:
-        return {"label": m.label, "method": m.method, "weighting": m.weighting,
+        return {"label": m.label, "method": m.method, "weighting": m.weighting, "selection": m.select,
                 "members": [encoded[i].candidate.member_id for i in m.members], "weights": m.weights,
                 "greedy_trace": m.trace,
                 **{s: m.metrics[s] for s in SPLITS},
@@ -98,14 +103,14 @@ def _metrics_json(fs: FusionStudy, encoded: list[Encoded], source: str, settings
             "diversity": fs.diversity, "labels": labels, "best_member_label": best.label}
 
 
-def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "auto", select: str = "greedy",
+def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "auto", select: str = "auto",
                    quiet: bool = False, *, weighting: str = "auto", weights: Sequence[float] | None = None,
                    members: str = "auto", allow_fewer: bool = True, device=None) -> EnsembleResult:
     """Study the fusions of an experiment's members and write ``<experiment>/ensemble/`` (see module doc)."""
     experiment_dir = Path(experiment_dir).expanduser().resolve()
     t0 = time.perf_counter()
     candidates, source, notes = select_candidates(experiment_dir, top_k, allow_fewer, members)
-    methods, weightings = _check_choice(method, weighting, select, weights, len(candidates))
+    choice, automatic = resolve_choice(method, weighting, select, weights, len(candidates))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     encoded = encode_candidates(candidates, device)
@@ -114,11 +119,12 @@ def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "au
     views = {s: equivalence_views(encoded[0].splits[s].captions, encoded[0].splits[s].groups, encoded[0].runtime)
              for s in SPLITS}
     labels = [c.label for c in candidates]
-    fs = study(Evaluator(sims, settings, views), labels, methods=methods, weightings=weightings, select=select,
-               fixed_weights=weights, allow_fallback=method == "auto")
+    fs = study(Evaluator(sims, settings, views), labels, choice=choice, fixed_weights=weights,
+               allow_fallback=automatic)
     metrics = _metrics_json(fs, encoded, source, settings, labels)
-    table = format_table(fs, title=f"{experiment_dir.name}: {len(encoded)} {source} member(s) and their fusions; "
-                                   f"official protocol {settings.n_batches} x {settings.batch_size}, CI = 95 % "
+    n_batches = settings.batches_for(len(encoded[0].splits["test"].ids))
+    table = format_table(fs, title=f"{experiment_dir.name}: {len(encoded)} {source} member(s) and their fusions; R@1 "
+                                   f"among {settings.batch_size} candidates ({n_batches} batches), CI = 95 % "
                                    "bootstrap over queries, gains paired")
     verdict = verdict_text(fs, encoded)
     chosen_ids = [encoded[i].candidate.member_id for i in fs.chosen.members]
@@ -127,7 +133,7 @@ def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "au
     order, _ = top_candidates(combiner([sims["test"][i] for i in fs.chosen.members]), TOP_PREDICTIONS)   # whole split
     manifest = {
         "format": 2, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment_dir": str(experiment_dir),
-        "source": source, "method": fs.chosen.method, "weighting": fs.chosen.weighting, "selection": select,
+        "source": source, "method": fs.chosen.method, "weighting": fs.chosen.weighting, "selection": fs.chosen.select,
         "fallback": fs.fallback, "reason": fs.reason, "top_k": top_k,
         "members": [{"rank": i + 1, "member_id": e.candidate.member_id, "label": e.candidate.label,
                      "checkpoint": str(e.candidate.checkpoint), "status": e.candidate.status,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.inference import SplitEmbeddings, data_key, encode_split, is_checkpoint_dir, load_checkpoint_model, open_data
+from core.inference import (SplitEmbeddings, data_key, encode_split, is_checkpoint_dir, load_checkpoint_model,
+                            open_data, stored_split_embeddings)
 from results.errors import ResultsError
 from results.refit import has_refit, refit_members, refit_ranking
 from results.report import load_trials
@@ -113,7 +114,9 @@ def encode_candidates(candidates: Sequence[Candidate], device=None, splits=SPLIT
         key = data_key(loaded.config)
         if key not in data_cache:
             data_cache[key] = open_data(loaded.config, loaded.mean, loaded.std)
-        embs = {s: encode_split(loaded, data_cache[key], s) for s in splits}
+        # The val split was encoded by the trial itself at that epoch (embeddings.npz): only test is new.
+        embs = {s: stored_split_embeddings(loaded, data_cache[key], s) or encode_split(loaded, data_cache[key], s)
+                for s in splits}
         out.append(Encoded(cand, loaded.flat_config, loaded.config.runtime, embs))
         del loaded  # the model is not needed once both splits are encoded
     for split in splits:

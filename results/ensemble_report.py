@@ -54,7 +54,7 @@ def format_table(fs, title: str = "") -> str:
         columns += [("test eq R@1 gain", lambda m: _gain(m, "test", "eq_recall_at_1"))]
     rows = []
     for i, m in enumerate(fs.members):
-        rows.append((f"{m.label}{' (best on val)' if i == fs.best_member else ''}", m))
+        rows.append((f"{'> ' if m is fs.chosen else '  '}{m.label}{' (best on val)' if i == fs.best_member else ''}", m))
     rows += [(("> " if v is fs.chosen else "  ") + v.label, v) for v in fs.variants]
     label_w = max(len("model"), *(len(label) for label, _ in rows))
     cells = [[fn(m) for _, fn in columns] for _, m in rows]
@@ -63,7 +63,7 @@ def format_table(fs, title: str = "") -> str:
     lines = ([title] if title else []) + [header, "-" * len(header)]
     for (label, _), row in zip(rows, cells):
         lines.append(f"{label:<{label_w}}  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)))
-    lines.append("gain = minus the best member (chosen on val); > = the fusion chosen on val"
+    lines.append("gain = minus the best member (chosen on val); > = what the ensemble is"
                  + ("; eq = label/caption-equivalent view" if has_eq else ""))
     return "\n".join(lines)
 
@@ -86,29 +86,38 @@ def verdict_text(fs, encoded) -> str:
 
 
 def plot_members_vs_ensemble(fs, path: Path, title: str) -> Path:
-    """Test R@1 (official protocol) with 95 % bootstrap CIs: every member, every fusion, the chosen one outlined."""
+    """Top: test R@1 with its 95 % bootstrap CI of every member and fusion (the kept one outlined).
+    Bottom: each one's paired test gain over the best member (chosen on val), with the paired 95 % CI."""
     models = [*fs.members, *fs.variants]
-    labels = [m.label for m in models]
+    labels = [textwrap.fill(m.label, 18) for m in models]
+    x = np.arange(len(models))
+    colors = ["tab:blue"] * len(fs.members) + ["tab:orange"] * len(fs.variants)
     values = np.array([m.metrics["test"]["recall_at_1"] for m in models])
     low = values - np.array([m.metrics["test"].get("recall_at_1_lo", v) for m, v in zip(models, values)])
     high = np.array([m.metrics["test"].get("recall_at_1_hi", v) for m, v in zip(models, values)]) - values
-    colors = ["tab:blue"] * len(fs.members) + ["tab:orange"] * len(fs.variants)
-    fig = Figure(figsize=(max(6.0, 0.9 * len(models) + 2.5), 5.0))
-    ax = fig.add_subplot()
-    x = np.arange(len(models))
-    bars = ax.bar(x, values, 0.7, yerr=[low, high], capsize=3, color=colors, ecolor="black")
+    gains = [m.gains["test"]["recall_at_1"] for m in models]
+    fig = Figure(figsize=(max(6.0, 0.9 * len(models) + 2.5), 8.0))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    bars = top.bar(x, values, 0.7, yerr=[low, high], capsize=3, color=colors, ecolor="black")
     chosen = models.index(fs.chosen)
     bars[chosen].set_edgecolor("black")
     bars[chosen].set_linewidth(2.5)
-    ax.axhline(values[fs.best_member], color="tab:blue", ls=":", lw=1, label="best member (chosen on val)")
-    ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
-    ax.set_xticks(x, [textwrap.fill(label, 18) for label in labels], rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("test text-to-motion R@1 (%), official protocol, 95 % CI")
-    ax.set_title(title + ("\n(fallback: the best member alone)" if fs.fallback else f"\nchosen: {fs.chosen.label}"),
-                 fontsize=10)
-    ax.set_ylim(0, max(1.0, float((values + high).max())) * 1.12)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.grid(axis="y", alpha=0.3)
+    top.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    top.axhline(values[fs.best_member], color="tab:blue", ls=":", lw=1, label="best member (chosen on val)")
+    floor = float((values - low).min())
+    top.set_ylim(max(0.0, floor - 0.15 * (float((values + high).max()) - floor) - 2), float((values + high).max()) + 3)
+    top.set_ylabel("test text-to-motion R@1 (%)\namong 32 candidates, 95 % CI")
+    top.set_title(title + ("\n(fallback: the ensemble is the best member alone)" if fs.fallback
+                           else f"\nkept: {fs.chosen.label}"), fontsize=10)
+    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    top.grid(axis="y", alpha=0.3)
+    g = np.array([ci.value for ci in gains])
+    bottom.bar(x, g, 0.7, color=colors, yerr=[g - np.array([ci.low for ci in gains]),
+                                              np.array([ci.high for ci in gains]) - g], capsize=3, ecolor="black")
+    bottom.axhline(0.0, color="black", lw=1)
+    bottom.set_ylabel("test R@1 minus the best member\n(points, paired 95 % CI)")
+    bottom.grid(axis="y", alpha=0.3)
+    bottom.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
     return save_figure(fig, path)
 
 

@@ -207,7 +207,7 @@ def plot_refit_configs(rows: list[dict], members: list, path: Path, title: str) 
             ax.plot([x + 0.12], [row["val_R1_mean"]], "o", color="crimson", ms=7, zorder=4)
     ax.set_xticks(range(len(rows)), [f"#{r['rank']}: config {r['search_config_rank']}\n({r['source_trial']})"
                                      for r in rows], fontsize=8)
-    ax.set_ylabel("val text-to-motion R@1 (%), official 30x32")
+    ax.set_ylabel("val text-to-motion R@1 (%) among 32 candidates")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")

@@ -163,7 +163,7 @@ def _config_rows(members: list[RefitMember], search_r1: Mapping[str, float]) -> 
 
 def format_ranking(rows: list[dict[str, Any]], n_val: int | None, epochs: int | None) -> str:
     head = (f"Refit ranking: {len(rows)} config(s), each trained to full length ({epochs} epochs) with several seeds; "
-            f"ranked by the seed-mean val R@1 (official 30x32){f' on {n_val} val queries' if n_val else ''}.\n"
+            f"ranked by the seed-mean val R@1 among 32 candidates{f' on {n_val} val queries' if n_val else ''}.\n"
             "CI = 95 % bootstrap over val queries of the seed-averaged credit; vs #1 = paired difference.")
     lines = [head, f"{'rank':>4}  {'config (trial)':<16} {'seeds':<8} {'mean R@1':>8} {'std':>5}  {'95% CI':<15} "
                    f"{'vs #1 (paired CI)':<22} {'search R@1':>10}"]

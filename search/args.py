@@ -19,7 +19,7 @@ from spaces import SpaceError, get_space
 from .storage import StorageError, is_uri, join, resolve_storage
 
 DEFAULTS: dict[str, Any] = dict(
-    space="aligned_loss", data=None, format=None, num_samples=8, max_epochs=4, grace_period=1,
+    space="aligned_loss", data=None, format=None, num_samples=6, max_epochs=3, grace_period=1,
     reduction_factor=2.0, scheduler="asha", sampler="tpe", cpus_per_trial=1.0, gpus_per_trial=0.0, max_concurrent=2, max_failures=1,
     address="local", storage="./experiments", name=None, resume=False, seed=0,
     wandb_project="motion-retrieval-search", wandb=True, ensemble_top_k=5, smoke_test=False,

@@ -6,7 +6,7 @@ with s3:// or gs:// storage, run ``python -m results`` / ``run_ensemble.py`` on 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class SearchOutcome:
     refit: Any = None             # results.refit.RefitSummary after a refit
     ensemble: Any = None          # whatever ensemble.build_ensemble returned
     wandb_summary_dir: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)   # wall time per stage: search, refit
 
 
 def best_from_grid(grid, trial_id: str | None = None) -> tuple[str | None, dict | None, dict | None, str | None]:

@@ -83,13 +83,15 @@ def run(args: SearchArgs) -> SearchOutcome:
             trials = trials_from_grid(grid)
         else:
             outcome, trials = finished, trials_from_table(finished.results.trials) if finished.results else []
+        outcome.seconds["search"] = time.perf_counter() - t0
         if not outcome.interrupted and args.refit_top_k > 0:
             _, _, outcome.interrupted = run_refit(args, trainable, trials, wandb_callbacks(args, "refit"))
+            outcome.seconds["refit"] = time.perf_counter() - t0 - outcome.seconds["search"]
     finally:
         if started:
             import ray
             ray.shutdown()
-    report(args, outcome, time.perf_counter() - t0)
+    report(args, outcome)
     if not outcome.interrupted:
         finish(args, outcome)
     return outcome
@@ -129,9 +131,9 @@ def warn_small_splits(corpus) -> None:
                   f"Use more data or a bigger split (e.g. --data SPEC:val=0.2,test=0.2).", flush=True)
 
 
-def report(args: SearchArgs, outcome: SearchOutcome, elapsed: float) -> None:
-    print(f"\n=== search {args.name}: {outcome.num_trials} trials, {outcome.num_errors} errored, "
-          f"{elapsed:.0f}s ===")
+def report(args: SearchArgs, outcome: SearchOutcome) -> None:
+    stages = ", ".join(f"{stage} {seconds:.0f}s" for stage, seconds in outcome.seconds.items())
+    print(f"\n=== search {args.name}: {outcome.num_trials} trials, {outcome.num_errors} errored; {stages} ===")
     if outcome.best_metrics:
         m = outcome.best_metrics
         print(f"best trial {outcome.best_trial_id}: {METRIC}={m.get(METRIC, float('nan')):.2f} "

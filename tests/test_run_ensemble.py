@@ -34,9 +34,9 @@ def test_build_options_and_the_fewer_than_k_rule(smoke, capsys):
     assert "--allow-fewer" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="fewer than top_k=5"):
         assert run_ensemble.main([str(smoke), "--top-k", "5", "--allow-fewer", "--method", "mean_sim",
-                                  "--select", "all", "--weights", "1,2", "3"]) == 0
+                                  "--weights", "1,2", "3"]) == 0
     out = capsys.readouterr().out
-    assert "> mean_sim, given-weighted (3 of 3)" in out and "note: only 3 finished" in out
+    assert "> mean_sim, given-weighted, all (3 of 3)" in out and "note: only 3 finished" in out
     manifest = json.loads((smoke / "ensemble" / "manifest.json").read_text())
     assert manifest["weights"] == [1.0, 2.0, 3.0] and manifest["method"] == "mean_sim" and not manifest["fallback"]
     assert run_ensemble.main([str(smoke), "--top-k", "3", "--weights", "1", "1"]) == 2

@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RESULT_NAMES = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
-                "ensemble_vs_member", "gpu")
+                "ensemble_vs_member", "ci_width", "ensemble_diversity", "gpu")
 ROW_KEYS = {"benchmark", "goal", "measured", "ratio", "ratio_text", "passed"}
 
 
@@ -25,7 +25,7 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-out")
     env = {**os.environ, "MRS_BENCH_WORKDIR": str(tmp_path_factory.mktemp("bench-work"))}
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--quick", "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return out, proc.stdout
 
@@ -97,10 +97,29 @@ def test_p5_measures_wall_and_tree_memory(quick_run):
     assert 100 < d["peak_pss_sum_mib"] <= d["peak_rss_sum_mib"]   # PSS splits the shared pages
 
 
-def test_ensemble_compares_best_member_with_both_methods(quick_run):
-    d = load(quick_run[0], "ensemble_vs_member")["details"]["embedded"]
-    for key in ("best_member_metrics", "borda", "mean_sim", "borda_greedy"):
-        assert 0 <= d[key]["test"]["recall_at_1"] <= 100
+def test_ensemble_reads_the_pipelines_study_with_paired_cis(quick_run):
+    d = load(quick_run[0], "ensemble_vs_member")["details"]["embedded seed 0"]
+    assert d["source"] == "refit" and len(d["members"]) == 4     # refit: 2 configs x 2 seeds
+    value, low, high = d["best_member_test"]["recall_at_1"]
+    assert 0 <= low <= value <= high <= 100
+    gain = d["chosen_test_gain"]["recall_at_1"]
+    assert gain["low"] <= gain["value"] <= gain["high"] and (not d["fallback"] or gain["value"] == 0)
+
+
+def test_ci_width_reports_paired_half_widths_per_batch_count(quick_run):
+    d = load(quick_run[0], "ci_width")["details"]
+    pair = d["pairs"]["tmr_seed0 - tmr_seed1"]
+    for batches in d["batches"]:
+        for n, v in pair[f"recall_at_1 @{batches} batches"].items():
+            assert v["low"] <= v["diff"] <= v["high"] and v["half_width"] >= 0
+
+
+def test_diversity_scores_every_member_group(quick_run):
+    d = load(quick_run[0], "ensemble_diversity")["details"]["groups"]
+    assert {"seeds", "snapshots", "architectures", "everything"} <= set(d)
+    for group in d.values():
+        assert set(group["fusions"]) == {"borda", "rrf", "mean_sim"}
+        assert -1 <= group["mean_miss_correlation_test"] <= 1
 
 
 def test_gpu_script_runs_its_code_path_on_cpu(quick_run):

@@ -80,7 +80,7 @@ def test_rrf_hand_worked():
 
 
 def test_val_weights():
-    assert val_weights([60.0, 30.0, 0.0]) == [1.0, 0.5, 0.0]
+    assert val_weights([60.0, 30.0, 0.0]) == [1.0, 0.5, 0.01]
     assert val_weights([0.0, 0.0]) == [1.0, 1.0]
 
 

@@ -8,7 +8,8 @@ import torch
 from core.config import ConfigError
 from core.data.build import build_corpus
 from core.data.types import FeatureLayout, MotionItem, RawCorpus
-from core.inference import (encode_queries, encode_split, is_checkpoint_dir, load_checkpoint_model, open_data)
+from core.inference import (encode_queries, encode_split, is_checkpoint_dir, load_checkpoint_model, open_data,
+                            stored_split_embeddings)
 from core.shared import SharedInputs
 from core.train import train_retrieval
 
@@ -45,6 +46,19 @@ def test_encoding_the_val_split_reproduces_the_checkpoint_embeddings(checkpoint)
     test = encode_split(loaded, data, "test")
     assert len(test.ids) == len(data.corpus.split("test")) and not set(test.ids) & set(val.ids)
     assert len(test.groups) == len(test.ids)
+
+
+def test_stored_val_embeddings_stand_in_for_encoding_only_when_they_are_that_split(checkpoint):
+    directory, _ = checkpoint
+    loaded = load_checkpoint_model(directory, device="cpu")
+    data = open_data(loaded.config)
+    stored, encoded = stored_split_embeddings(loaded, data, "val"), encode_split(loaded, data, "val")
+    np.testing.assert_allclose(stored.text, encoded.text, atol=1e-5)
+    assert stored.ids == encoded.ids and stored.captions == encoded.captions and stored.groups == encoded.groups
+    assert stored_split_embeddings(loaded, data, "test") is None
+    other = open_data(load_checkpoint_model(directory, device="cpu").config.__class__.from_flat(
+        {**loaded.flat_config, "data": "synthetic:n=300,val=0.3,test=0.1"}))
+    assert stored_split_embeddings(loaded, other, "val") is None      # other motions in val: encode instead
 
 
 def test_queries_match_split_text_embeddings_with_and_without_the_feature_cache(checkpoint):

@@ -90,6 +90,13 @@ CASES: tuple[Case, ...] = (
          ("--data", "{tmp}/no_such_dataset", *SMOKE), r"dataset path does not exist: .*no_such_dataset.*Fix: check --data"),
     Case("synthetic-too-small", "--data synthetic corpus too small to split", "run_search.py",
          ("--data", "synthetic:n=5", *SMOKE), r"synthetic option n=5 is too small; use n >= 10"),
+    Case("split-bigger-than-data", "--data split counts that leave nothing to train on", "run_search.py",
+         ("--data", "synthetic:n=40,val=30,test=10", *SMOKE), r"has 40 motions, too few for val 30 motions, test 10 "
+                                                              r"motions.*Fix: ask for smaller val=/test="),
+    Case("split-fraction-invalid", "--data split fraction above 1 that is not a count", "run_search.py",
+         ("--data", "synthetic:val=1.5", *SMOKE), r"dataset option val=1\.5 .* is invalid.*a fraction in \[0, 1\)"),
+    Case("refit-seeds-zero", "--refit-seeds 0", "run_search.py", ("--refit-seeds", "0", *SMOKE),
+         r"--refit-seeds: 0 must be >= 1"),
     Case("format-on-synthetic", "--format given for the synthetic corpus", "run_search.py",
          ("--format", "bvh", *SMOKE), r"--format 'bvh' does not apply to the synthetic corpus.*drop --format"),
     Case("resume-missing-experiment", "--resume of an experiment that does not exist", "run_search.py",

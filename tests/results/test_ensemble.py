@@ -50,9 +50,15 @@ def test_auto_build_studies_every_fusion_and_writes_files_that_reload(experiment
     for member in manifest["members"]:
         assert metrics["members"][member["member_id"]]["val"]["recall_at_1"] == pytest.approx(
             member["reported_val_recall_at_1"])
-    # Every fusion variant that kept >= 2 members is in the study, with paired gains and CIs.
-    assert {(v["method"], v["weighting"]) for v in metrics["variants"]} <= {
-        (m, w) for m in ("borda", "rrf", "mean_sim") for w in ("equal", "val")}
+    # Every fusion variant that kept >= 2 members is in the study, with paired gains and CIs; the automatic
+    # choice is mean_sim over greedily chosen members, kept only when its val gain is decided.
+    assert {(v["method"], v["weighting"], v["selection"]) for v in metrics["variants"]} <= {
+        (m, w, s) for m in ("borda", "rrf", "mean_sim") for w, s in (("equal", "all"), ("val", "all"),
+                                                                    ("equal", "greedy"))}
+    assert sum(v["selection"] == "all" for v in metrics["variants"]) == 6
+    default = [v for v in metrics["variants"] if (v["method"], v["weighting"], v["selection"]) == (
+        "mean_sim", "equal", "greedy")]       # absent when greedy kept one member: then it is that member
+    assert res.fallback == (not default or default[0]["minus_best_member"]["val"]["recall_at_1"]["low"] <= 0)
     for block in [*metrics["members"].values(), *metrics["variants"], metrics["chosen"]]:
         for split in ("val", "test"):
             m = block[split]
@@ -77,7 +83,7 @@ def test_explicit_method_builds_exactly_it_and_reports_its_gain(experiment):
     res = build_ensemble(experiment, top_k=3, method="rrf", weighting="val", select="all", quiet=True)
     manifest, metrics, rows = _reload(res.directory)
     assert not res.fallback and res.method == manifest["method"] == "rrf" and manifest["weighting"] == "val"
-    assert res.selected == [m["member_id"] for m in manifest["members"]] and len(metrics["variants"]) == 1
+    assert res.selected == [m["member_id"] for m in manifest["members"]] and manifest["selection"] == "all"
     assert max(manifest["weights"]) == 1.0 and all(0 <= w <= 1 for w in manifest["weights"])
     gain = metrics["ensemble_minus_best_member"]["test"]["recall_at_1"]
     best = metrics["best_single_member"]
@@ -90,11 +96,11 @@ def test_explicit_method_builds_exactly_it_and_reports_its_gain(experiment):
 
 def test_greedy_trace_and_rebuild_replaces_the_folder(experiment):
     build_ensemble(experiment, top_k=3, method="borda", quiet=True)
-    res = build_ensemble(experiment, top_k=3, method="mean_sim", weighting="equal", quiet=True)
+    res = build_ensemble(experiment, top_k=3, method="mean_sim", select="greedy", quiet=True)
     manifest, metrics, _ = _reload(res.directory)
-    assert manifest["method"] in ("mean_sim", "single") and manifest["selection"] == "greedy"
+    assert manifest["method"] in ("mean_sim", "single") and manifest["selection"] in ("greedy", "-")
     assert not list(experiment.glob(".ensemble-*"))
-    for variant in metrics["variants"]:
+    for variant in (v for v in metrics["variants"] if v["selection"] == "greedy"):
         trace = variant["greedy_trace"]
         accepted = [trace[0]["added"]] + [step["added"] for step in trace[1:] if step["accepted"]]
         assert len(accepted) == len(variant["members"])
@@ -128,7 +134,7 @@ def test_no_finished_trial_is_a_clear_error(tmp_path):
 
 
 def test_a_crash_while_writing_keeps_the_previous_ensemble(experiment, monkeypatch):
-    build_ensemble(experiment, top_k=2, method="borda", select="all", quiet=True)
+    build_ensemble(experiment, top_k=2, method="borda", quiet=True)
     before = (experiment / ENSEMBLE_DIR / "manifest.json").read_text()
 
     def boom(*args, **kwargs):
@@ -144,7 +150,7 @@ def test_a_crash_while_writing_keeps_the_previous_ensemble(experiment, monkeypat
 
 
 def test_query_the_ensemble_and_a_single_checkpoint(experiment):
-    res = build_ensemble(experiment, top_k=3, method="borda", select="all", quiet=True)
+    res = build_ensemble(experiment, top_k=3, method="borda", quiet=True)
     manifest, metrics, rows = _reload(res.directory)
     test_ids = {r[0] for r in rows[1:]}
     n = len(test_ids)

@@ -5,7 +5,7 @@ import pytest
 from core.evaluate import equivalence_views
 from core.config import RuntimeConfig
 from core.protocols import ProtocolSettings
-from results.fusion import Evaluator, study
+from results.fusion import DEFAULT_CHOICE, Evaluator, Variant, study
 
 
 def member(truth_strength: np.ndarray, rng, n: int) -> np.ndarray:
@@ -23,6 +23,9 @@ def test_complementary_members_are_fused_and_the_gain_is_decided():
     sims = {s: [member(np.full(n, 1.6), rng, n) for _ in range(3)] for s in ("val", "test")}   # independent errors
     fs = study(evaluator(sims, n), ["a", "b", "c"])
     assert not fs.fallback and fs.chosen in fs.variants and len(fs.chosen.members) >= 2
+    assert (fs.chosen.method, fs.chosen.weighting, fs.chosen.select) == ("mean_sim", "equal", "greedy") == (
+        DEFAULT_CHOICE.method, DEFAULT_CHOICE.weighting, DEFAULT_CHOICE.select)
+    assert len(fs.variants) == 9            # 3 methods x (all equal, all val-weighted, greedy)
     gain = fs.chosen.gains["test"]["recall_at_1"]
     assert gain.low > 0, gain                               # three independent views of the truth add up
     assert fs.diversity["test"]["mean_correlation"] < 0.3 and "gains" in fs.reason
@@ -43,15 +46,16 @@ def test_a_harmful_member_is_left_out_by_greedy_selection():
     sims = {s: [member(np.full(n, 1.8), rng, n), member(np.full(n, 1.8), rng, n), rng.normal(size=(n, n))]
             for s in ("val", "test")}                                        # the third knows nothing
     fs = study(evaluator(sims, n), ["good1", "good2", "noise"])
-    assert all(2 not in v.members for v in fs.variants)
+    greedy = [v for v in fs.variants if v.select == "greedy"]
+    assert greedy and all(2 not in v.members for v in greedy)
 
 
 def test_explicit_choice_never_falls_back_and_one_member_is_its_own_ensemble():
     n, rng = 200, np.random.default_rng(3)
     base = {s: member(np.full(n, 1.5), rng, n) for s in ("val", "test")}
     sims = {s: [base[s], base[s].copy()] for s in ("val", "test")}
-    fs = study(evaluator(sims, n), ["a", "b"], methods=("borda",), weightings=("equal",), select="all",
-               allow_fallback=False)
+    borda = Variant("borda", "equal", "all")
+    fs = study(evaluator(sims, n), ["a", "b"], variants=[borda], choice=borda, allow_fallback=False)
     assert not fs.fallback and fs.chosen.method == "borda" and fs.chosen.members == [0, 1]
     alone = study(evaluator({s: [base[s]] for s in ("val", "test")}, n), ["a"])
     assert alone.fallback and alone.reason == "only one member" and not alone.variants

@@ -58,7 +58,7 @@ def test_unwritable_storage_is_rejected(tmp_path):
 
 def test_defaults_smoke_defaults_and_typed_overrides(tmp_path):
     args = resolve_args({"storage": str(tmp_path)})
-    assert (args.space, args.num_samples, args.address) == ("aligned_loss", 8, "local")
+    assert (args.space, args.num_samples, args.address) == ("aligned_loss", 6, "local")
     assert args.grace_period <= args.max_epochs and args.name.startswith("aligned_loss-")
     assert Path(args.storage).is_absolute() and args.experiment_path == str(tmp_path / args.name)
 
