@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     search_args = search.resolve_args({
         "space": args.space, "data": args.data, "max_epochs": args.epochs, "num_samples": args.trials,
         "max_concurrent": 1, "cpus_per_trial": 1.0, "seed": args.seed, "wandb": False, "ensemble_top_k": 0,
+        "refit_top_k": 0,
         "storage": str(root), "name": "tune", "overrides": list(args.set or (QUICK_SETS if args.quick
                                                                                       else MODEL_SETS))})
     base, samples = sample_configs(args, search_args)

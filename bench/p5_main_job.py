@@ -46,7 +46,8 @@ def parse_log(text: str) -> dict[str, Any]:
     return {
         "shared_inputs_seconds": find(r"shared inputs .*? ready in ([\d.]+)s", float),
         "search_line": find(r"(=== search .*? ===)"),
-        "search_seconds": find(r"=== search .*?, (\d+)s ===", float),
+        "search_seconds": find(r"=== search .*?; search (\d+)s", float),
+        "refit_seconds": find(r"=== search .*?, refit (\d+)s", float),
         "trials": find(r"=== search .*?: (\d+) trials", int),
         "errored": find(r"(\d+) errored", int),
         "best_line": find(r"(best trial \S+: recall_at_1=.*)"),

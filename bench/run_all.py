@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Run every benchmark (one after the other: they would disturb each other) and regenerate SUMMARY.md.
 
-    python bench/run_all.py                      # everything, ~1 h on 2 cores
+    python bench/run_all.py                      # everything, ~2 h on 2 cores
     python bench/run_all.py --only p1 p2         # a subset (names or prefixes)
     python bench/run_all.py --summary-only       # just rebuild SUMMARY.md (+ README's table) from the JSON files
     python bench/run_all.py --quick              # seconds-long code-path check into a temp folder
 
-Order: P1, P1b, P2, P4, P3, P5, ensemble (reuses P5's experiment), gpu (exits cleanly without CUDA).
+Order: P1, P1b, P2, P4, P3, P5, ensemble (reuses P5's experiment as search seed 0), CI width, ensemble
+diversity, gpu (exits cleanly without CUDA).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from bench.common import BENCH_DIR, REPO, RESULTS_DIR, out_dir_for
 from bench.summary import update_readme, write_summary
 
 SCRIPTS = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p4_tune_overhead", "p3_asha_fifo_tpe", "p5_main_job",
-           "ensemble_vs_member", "gpu")
+           "ensemble_vs_member", "ci_width", "ensemble_diversity", "gpu")
 
 
 def selected(only: list[str] | None, skip: list[str] | None) -> list[str]:

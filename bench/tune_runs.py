@@ -2,7 +2,8 @@
 
 ``run_variant(flags, scheduler="fifo", sampler="random")`` calls ``search.run.run(resolve_args(flags))``
 with ``--scheduler`` / ``--sampler`` set (preflight, shared inputs in the object store, the search
-trainable, the Tuner, results tables), then reads the experiment back with ``results``: epochs trained
+trainable, the Tuner, results tables; no refit and no ensemble unless ``flags`` ask for them), then
+reads the experiment back with ``results``: epochs trained
 (rows of epochs.parquet), best val R@1, trial start order.
 """
 from __future__ import annotations
@@ -46,7 +47,8 @@ def run_variant(flags: dict[str, Any], *, scheduler: str = "asha", sampler: str 
     from search.args import resolve_args
     from search.run import run as search_run   # the package attribute `search.run` is shadowed by the module
 
-    args = resolve_args({"wandb": False, "ensemble_top_k": 0, **flags, "scheduler": scheduler, "sampler": sampler})
+    args = resolve_args({"wandb": False, "ensemble_top_k": 0, "refit_top_k": 0, **flags, "scheduler": scheduler,
+                         "sampler": sampler})
     t0 = time.perf_counter()
     outcome = search_run(args)
     wall = time.perf_counter() - t0
