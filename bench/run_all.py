@@ -18,7 +18,6 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bench.common import BENCH_DIR, REPO, RESULTS_DIR, out_dir_for
 from bench.summary import update_readme, write_summary

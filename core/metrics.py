@@ -176,17 +176,6 @@ def equivalence_matrix(captions: list[str], groups: list[str | None] | None = No
     return eq
 
 
-def flatten_metrics(nested: dict, prefix: str = "") -> dict[str, float]:
-    """{"t2m": {"R1": x}} -> {"<prefix>t2m/R1": x} for logging."""
-    flat: dict[str, float] = {}
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            flat.update(flatten_metrics(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 # ----------------------------------------------------------------------------- diagnostics
 
 def similarity_matrix(text_emb, motion_emb) -> np.ndarray:

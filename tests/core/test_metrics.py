@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.metrics import (TIE_RULES, alignment_gap, both_directions, centroid_distance, equivalence_matrix,
-                          flatten_metrics, mean_diag_sim, query_hits, query_ranks, retrieval_metrics, weighted_recall)
+                          mean_diag_sim, query_hits, query_ranks, retrieval_metrics, weighted_recall)
 
 
 # ----------------------------------------------------------------------------- brute force

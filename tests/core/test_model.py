@@ -1,6 +1,5 @@
 """RetrievalModel: both text modes, temperature, parameter groups."""
 import copy
-import math
 
 import pytest
 import torch

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core import precision
-from core.config import ModelConfig, TextConfig
+from core.config import ModelConfig
 from core.motion import build_motion_encoder
 
 

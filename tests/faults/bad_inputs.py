@@ -232,7 +232,7 @@ def render_markdown() -> str:
         "Generated from `tests/faults/bad_inputs.py` (`python -m tests.faults.bad_inputs --write`); "
         "`tests/faults/test_bad_inputs.py` runs every row and fails if this file is out of date.",
         "",
-        f"Every row exits with the status shown, prints exactly one `error:` line on stderr and no traceback, "
+        "Every row exits with the status shown, prints exactly one `error:` line on stderr and no traceback, "
         "and starts no Ray cluster. The regex is what that line must match: it names the flag, key or file "
         "and says how to fix it.",
         "",

@@ -3,11 +3,8 @@ search whose refit is interrupted and resumed, ranked by the seed mean, logged t
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +13,7 @@ from results.refit import refit_members, summarize_refit
 from search import resolve_args
 from search.refit import SearchTrial, config_identity, plan_refit, trials_from_table
 
-REPO = Path(__file__).resolve().parents[2]
+from .drivers import REPO, interrupt_when
 
 
 def trial(tid: str, r1: float, epochs_run: int = 4, ok: bool = True, **config) -> SearchTrial:
@@ -56,18 +53,10 @@ def test_interrupted_refit_resumes_and_ranks_configs_by_the_seed_mean(tmp_path):
     refit run finishes once, and the results rank configs with spread and CIs."""
     name = "refit"
     cmd = [sys.executable, str(REPO / "run_search.py"), "--storage", str(tmp_path), "--name", name]
-    first = subprocess.Popen(cmd + ["--smoke-test", "--num-samples", "3", "--max-epochs", "3", "--grace-period", "3",
-                                    "--max-concurrent", "1", "--refit-top-k", "2", "--refit-seeds", "2",
-                                    "--ensemble-top-k", "2"],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     exp = tmp_path / name
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list(exp.glob("refit/trial_*/checkpoint_*")):
-        assert first.poll() is None, first.communicate()[0][-3000:]
-        time.sleep(0.2)
-    first.send_signal(signal.SIGINT)
-    out1, _ = first.communicate(timeout=90)
-    assert first.returncode == 130, out1[-3000:]
+    out1 = interrupt_when(cmd + ["--smoke-test", "--num-samples", "3", "--max-epochs", "3", "--grace-period", "3",
+                                 "--max-concurrent", "1", "--refit-top-k", "2", "--refit-seeds", "2",
+                                 "--ensemble-top-k", "2"], exp, "refit/trial_*/checkpoint_*", timeout=240)
     assert "--resume --name refit" in out1 and "=== refit: 2 distinct config(s) x 2 seed(s)" in out1
     search_trials = sorted(p.name for p in exp.glob("trial_*"))
 

@@ -3,11 +3,8 @@ offline, best config, SIGINT + --resume)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,8 @@ import pytest
 from search import ArgsError, main, resolve_args, run
 from search.args import SMOKE_OVERRIDES, SearchArgs, check_resume_compatible
 from spaces import get_space, sample_space
+
+from .drivers import interrupt_when
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -216,20 +215,12 @@ def test_sigint_then_resume_completes_every_trial_once(tmp_path):
     name, samples, epochs = "interrupted", 3, 5
     cmd = [sys.executable, str(REPO / "run_search.py"), "--storage", str(tmp_path), "--name", name]
     # W&B stays on: its per-trial logging actors must not keep the interrupted driver waiting.
-    first = subprocess.Popen(cmd + ["--smoke-test", "--num-samples", str(samples),
-                                    "--max-epochs", str(epochs), "--grace-period", str(epochs),
-                                    "--max-concurrent", "1", "--ensemble-top-k", "0", "--refit-top-k", "0"],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     exp = tmp_path / name
-    deadline = time.monotonic() + 120
     # Interrupt once some trial has saved its SECOND epoch: by then the driver has registered its
     # first checkpoint, and the trial is still mid-way through its 5 epochs.
-    while time.monotonic() < deadline and not list(exp.glob("trial_*/checkpoint_000001")):
-        assert first.poll() is None, first.communicate()[0][-3000:]
-        time.sleep(0.2)
-    first.send_signal(signal.SIGINT)
-    out1, _ = first.communicate(timeout=90)
-    assert first.returncode == 130, out1[-3000:]
+    out1 = interrupt_when(cmd + ["--smoke-test", "--num-samples", str(samples), "--max-epochs", str(epochs),
+                                 "--grace-period", str(epochs), "--max-concurrent", "1", "--ensemble-top-k", "0",
+                                 "--refit-top-k", "0"], exp, "trial_*/checkpoint_000001", timeout=120)
     assert "--resume --name interrupted" in out1
     before = {t.trial_id: t.last_result.get("training_iteration", 0) for t in trials_of(str(exp))}
     assert sum(before.values()) < samples * epochs  # really interrupted mid-search
