@@ -69,8 +69,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_train_flags(ap, set_help="config override for every model")
     ap.add_argument("--epochs", type=int, default=4, help="epochs per model (the main job's --max-epochs)")
-    ap.add_argument("--batches", type=int, nargs="+", default=[30, 63, 125, 250],
-                    help="eval_batches (of 32) to compare; 30 = the seed's official protocol")
+    ap.add_argument("--batches", type=int, nargs="+", default=[30, 125, 0],
+                    help="eval_batches (of 32) to compare; 30 = the seed's official protocol, 0 = auto (the default: "
+                         "~16 draws per query)")
     add_common_flags(ap, retries=0)
     args = ap.parse_args(argv)
     if args.quick:

@@ -77,7 +77,7 @@ def test_content_hash_changes_with_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("spec,expected", [
-    ("synthetic", {"n": 2200, "people": 2}),
+    ("synthetic", {"n": 2400, "people": 2}),
     ("synthetic:n=300,people=1", {"n": 300, "people": 1}),
 ])
 def test_parse_synthetic(spec, expected):

@@ -72,12 +72,13 @@ def test_too_many_counted_motions_is_one_clear_error(tmp_path):
         load_corpus("synthetic:n=40,val=30,test=10", cache_dir=tmp_path)
 
 
-def test_synthetic_default_holds_500_val_and_test_and_split_options_reuse_the_cache(tmp_path):
+def test_synthetic_default_holds_500_val_700_test_and_split_options_reuse_the_cache(tmp_path):
     spec = parse_spec("synthetic")
-    assert (spec.split.val, spec.split.test, spec.options["n"]) == (500, 500, 2200)
-    assert (parse_spec("synthetic:n=200").split.val, parse_spec("synthetic:n=200").split.test) == (50, 50)
+    assert (spec.split.val, spec.split.test, spec.options["n"]) == (500, 700, 2400)
+    assert (parse_spec("synthetic:n=200").split.val, parse_spec("synthetic:n=200").split.test) == (42, 58)
+    assert (parse_spec("synthetic:n=5000").split.val, parse_spec("synthetic:n=5000").split.test) == (500, 700)
     a = load_corpus("synthetic:n=120", cache_dir=tmp_path)
     b = load_corpus("synthetic:n=120,val=0.25,test=0.25", cache_dir=tmp_path)
-    assert sizes(a.splits) == {"train": 60, "val": 30, "test": 30}
+    assert sizes(a.splits) == {"train": 60, "val": 25, "test": 35}
     assert a.content_hash == b.content_hash and len(list((tmp_path / "corpus").iterdir())) == 1   # parsed once
     assert sum(sizes(b.splits).values()) == 120 and sizes(b.splits) != sizes(a.splits)
