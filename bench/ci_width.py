@@ -106,7 +106,8 @@ def main(argv=None) -> int:
                                                    "half_width": diff.half_width}
         for batches in args.batches:
             full = per[f"recall_at_1 @{batches} batches"][n_test]
-            rows.append(row(f"paired test R@1 CI ({batches} x 32), {a} vs {b}", f"half-width <= {GOAL_POINTS:g} pt",
+            kind = "auto batches, ~16 draws per query" if batches == 0 else f"{batches} x 32"
+            rows.append(row(f"paired test R@1 CI ({kind}), {a} vs {b}", f"half-width <= {GOAL_POINTS:g} pt",
                             f"diff {full['diff']:+.2f} [{full['low']:+.2f}, {full['high']:+.2f}] on {n_test} test "
                             "motions", round(full["half_width"], 2), full["half_width"] <= GOAL_POINTS,
                             ratio_text=f"+-{full['half_width']:.2f} pt"))

@@ -174,7 +174,7 @@ def study(evaluator: Evaluator, labels: Sequence[str], *, variants: Sequence[Var
     gain = picked.gains["val"]["recall_at_1"] if picked is not None else None
     if picked is None:
         chosen, fallback = members[best], True
-        reason = (f"only one member" if len(members) == 1 else
+        reason = ("only one member" if len(members) == 1 else
                   f"greedy selection on val kept a single member for {choice}")
     elif allow_fallback and not gain.low > 0:
         chosen, fallback = members[best], True

@@ -176,7 +176,7 @@ def format_ranking(rows: list[dict[str, Any]], n_val: int | None, epochs: int | 
         lines.append(f"{r['rank']:>4}  #{r['search_config_rank']} {r['source_trial']:<13} {r['seeds']:<8} "
                      f"{r['val_R1_mean']:8.2f} {std:>5}  {ci:<15} {diff:<22} {search:>10}")
     if len(rows) > 1 and rows[1]["diff_hi"] is not None and rows[1]["diff_hi"] >= 0:
-        lines.append(f"note: #1 and #2 are not distinguishable on val (the paired CI of #2 includes 0).")
+        lines.append("note: #1 and #2 are not distinguishable on val (the paired CI of #2 includes 0).")
     return "\n".join(lines)
 
 
