@@ -79,7 +79,8 @@ def resolve_choice(method: str, weighting: str, select: str, weights, n: int) ->
     d = DEFAULT_CHOICE
     choice = Variant(d.method if method == "auto" else method,
                      "given" if weights is not None else d.weighting if weighting == "auto" else weighting,
-                     d.select if select == "auto" else select)
+                     # given weights are one per member, so "auto" keeps every member they weight
+                     ("all" if weights is not None else d.select) if select == "auto" else select)
     return choice, (method, weighting, select) == ("auto", "auto", "auto") and weights is None
 
 

@@ -59,8 +59,11 @@ def build_run_config(args: SearchArgs, *, callbacks: list, param_columns: Sequen
     return tune.RunConfig(
         name=args.name,
         storage_path=args.storage,
-        # The latest checkpoint is always kept too (for restore); num_to_keep counts the best.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC,
+        # Keeps the best checkpoint and the latest (Tune never deletes the latest; --resume restores it).
+        # num_to_keep=1 also makes Tune save the experiment state after every checkpoint: with 2, a
+        # score-ordered deletion (epoch 2 worse than epochs 1 and 3) could remove the checkpoint the saved
+        # state still pointed at, and a resume after a SIGKILL failed on it (tests/faults).
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order=MODE),
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
         callbacks=callbacks,

@@ -65,7 +65,7 @@ def run_load(trials: int, epochs: int, storage: Path, timeout: float = 900) -> d
     cmd = [PY, str(REPO / "run_search.py"), "--smoke-test", "--no-wandb", "--storage", str(storage),
            "--name", "load", "--num-samples", str(trials), "--max-concurrent", str(trials),
            "--cpus-per-trial", f"{cpus / trials:g}", "--max-epochs", str(epochs), "--grace-period", str(epochs),
-           "--ensemble-top-k", "0"]
+           "--ensemble-top-k", "0", "--refit-top-k", "0"]   # the search only: refit trials would add workers
     env = subprocess_env()
     log_path = storage / "driver.log"
     storage.mkdir(parents=True, exist_ok=True)

@@ -80,16 +80,3 @@ def result_rows(trial_dir: Path) -> list[dict]:
             except ValueError:
                 pass
     return rows
-
-
-def trial_ids_in_state(experiment: Path) -> set[str] | None:
-    """Trial ids the newest experiment_state-*.json lists (what a --resume will continue); None while Tune
-    is rewriting it (it writes the file in place)."""
-    states = sorted(Path(experiment).glob("experiment_state-*.json"))
-    if not states:
-        return set()
-    try:
-        data = json.loads(states[-1].read_text())
-    except (OSError, ValueError):
-        return None
-    return {json.loads(entry[0])["trial_id"] for entry in data["trial_data"]}

@@ -3,18 +3,23 @@
 What Tune guarantees (Ray 2.60) and what this test pins down:
   * The driver saves the experiment state (experiment_state-*.json + the searcher's pickle) at most every
     TUNE_GLOBAL_CHECKPOINT_S seconds ("auto": >= 10 s) and whenever a trial has registered num_to_keep new
-    checkpoints.  A SIGKILL loses what happened since: here the period is an hour, so the state lags
-    deterministically (trial 1 saved after its 2nd epoch, trial 2 not saved at all).
-  * --resume continues trial 1 from its last checkpoint in the state (epoch 2), not from epoch 1.
-  * Trial 2 is unknown to the restored state AND to the restored searcher, which therefore suggests the same
-    config again under a new trial id: the search still ends with exactly num_samples trials, none twice.
-    The lost trial's folder stays on disk; results/ lists it as ABANDONED (never ranked or ensembled).
+    checkpoints.  Our CheckpointConfig(num_to_keep=1) forces a save after every checkpoint, so a saved state
+    never names a checkpoint that the score-ordered retention has deleted since (with num_to_keep=2 a resume
+    failed on exactly that: the state named epoch 2, deleted once epoch 3 beat it).
+  * Here the period is an hour, so only those forced saves happen.  A SIGKILL in trial 2's 2nd epoch
+    (max_concurrent=1) leaves a state that knows trial 1 as finished and trial 2 as of its 1st epoch;
+    --resume continues trial 2 from that checkpoint (its 1st epoch runs once) and the restored searcher
+    suggests the rest: exactly num_samples trials, no sample twice.
+  * A trial folder that an earlier driver session started but never saved (the kill landed between a trial's
+    start and the next save) stays on disk; results/ lists it as ABANDONED, never ranked or ensembled.
   * Resuming the finished experiment again only reports it (no Ray, no trial); see also the SIGINT test in
     tests/search/test_search.py.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -23,35 +28,57 @@ import psutil
 import pyarrow.parquet as pq
 
 from tests.faults.procs import (PY, REPO, cleanup_env, descendants, kill_all, result_rows, subprocess_env,
-                                trial_ids_in_state, wait_for)
+                                wait_for)
 
 SAMPLES, EPOCHS = 3, 3
+DATA = "synthetic:n=1000"   # epochs of ~1 s (n=200 trains one in 0.2 s: too quick to be killed inside one)
 SEARCHED = ("lr", "dropout", "temperature", "mse_weight", "uniformity_weight", "weight_decay", "batch_size")
 
 
-def lost_trial(experiment: Path) -> tuple[Path, set[str]] | None:
-    """(a trial folder with a checkpoint that the newest experiment state does not know, the ids it knows)."""
-    known = trial_ids_in_state(experiment)
-    if known is None:
+def second_trial_in_its_second_epoch(experiment: Path) -> tuple[str, str] | None:
+    """(trial 1, trial 2) once the saved state holds trial 1 finished and trial 2 running after 1 epoch."""
+    try:
+        data = json.loads(sorted(experiment.glob("experiment_state-*.json"))[-1].read_text())
+    except (IndexError, OSError, ValueError):   # not saved yet, or being rewritten in place
         return None
-    for trial_dir in sorted(experiment.glob("trial_*")):
-        if trial_dir.name.removeprefix("trial_") not in known and (trial_dir / "checkpoint_000000").is_dir():
-            return trial_dir, known
-    return None
+    done, running = [], []
+    for trial_json, meta_json in data["trial_data"]:
+        trial, meta = json.loads(trial_json), json.loads(meta_json)
+        iteration = (meta.get("last_result") or {}).get("training_iteration", 0)
+        if iteration == EPOCHS:
+            done.append(trial["trial_id"])
+        elif iteration >= 1:
+            running.append(trial["trial_id"])
+    return (done[0], running[0]) if len(done) == 1 and len(running) == 1 else None
 
 
 def state_entry(experiment: Path, trial_id: str) -> dict:
     """Trial + run metadata of one trial in the newest experiment_state-*.json."""
     data = json.loads(sorted(experiment.glob("experiment_state-*.json"))[-1].read_text())
     for trial_json, meta_json in data["trial_data"]:
-        trial = json.loads(trial_json)
+        trial, meta = json.loads(trial_json), json.loads(meta_json)
         if trial["trial_id"] == trial_id:
-            return {**json.loads(meta_json), **trial}
+            return {**meta, **trial}
     raise KeyError(trial_id)
 
 
 def sample_of(config: dict) -> tuple:
     return tuple(config[k] for k in SEARCHED)
+
+
+def fake_abandoned_copy(experiment: Path, source_id: str) -> str:
+    """A trial folder from before the newest driver session that its state does not list: what a SIGKILL
+    between a trial's start and the next state save leaves (rare with a save per checkpoint)."""
+    abandoned_id = "0bad0bad"
+    target = experiment / f"trial_{abandoned_id}"
+    shutil.copytree(experiment / f"trial_{source_id}", target)
+    lines = (target / "result.json").read_text().splitlines()[:1]
+    (target / "result.json").write_text("".join(
+        json.dumps({**json.loads(line), "trial_id": abandoned_id}) + "\n" for line in lines))
+    session_start = float(json.loads(sorted(experiment.glob("experiment_state-*.json"))[-1].read_text())
+                          ["stats"]["start_time"])
+    os.utime(target / "params.json", (session_start - 3600, session_start - 3600))
+    return abandoned_id
 
 
 def test_sigkill_driver_then_resume_finishes_every_trial_once(tmp_path):
@@ -62,11 +89,12 @@ def test_sigkill_driver_then_resume_finishes_every_trial_once(tmp_path):
     log = open(tmp_path / "driver1.log", "w")
     driver = psutil.Popen(cmd + ["--smoke-test", "--no-wandb", "--num-samples", str(SAMPLES), "--max-epochs",
                                  str(EPOCHS), "--grace-period", str(EPOCHS), "--max-concurrent", "1",
-                                 "--ensemble-top-k", "0"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                 "--ensemble-top-k", "0", "--refit-top-k", "0", "--data", DATA],
+                          cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     ray_processes: list[psutil.Process] = []
     try:
-        lost, saved = wait_for(lambda: lost_trial(exp), 150, "a trial the experiment state does not know yet",
-                               alive=driver)
+        first, second = wait_for(lambda: second_trial_in_its_second_epoch(exp), 150,
+                                 "trial 2 saved with its 1st checkpoint", alive=driver, poll=0.02)
         ray_processes = descendants(driver.pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
@@ -77,15 +105,19 @@ def test_sigkill_driver_then_resume_finishes_every_trial_once(tmp_path):
         kill_all(ray_processes)  # Ray's agents outlive a SIGKILLed driver for a while
         log.close()
         cleanup_env(env)
-    # The state on disk lags: it holds trial 1 only (max_concurrent=1), as of its 2nd checkpoint.
-    (first,) = saved
-    assert state_entry(exp, first)["status"] == "RUNNING"
-    assert state_entry(exp, first)["last_result"]["training_iteration"] == EPOCHS - 1
+    # The state on disk: trial 1 as of its last checkpoint, trial 2 as of a checkpoint that still exists.
+    assert state_entry(exp, first)["last_result"]["training_iteration"] == EPOCHS
+    kept = sorted(p.name for p in (exp / f"trial_{first}").glob("checkpoint_*"))
+    assert 1 <= len(kept) <= 2, kept   # the best and the latest
+    saved_iteration = state_entry(exp, second)["last_result"]["training_iteration"]
+    assert 1 <= saved_iteration < EPOCHS
 
     env = subprocess_env()
     try:
         resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+        assert "Could not recover from checkpoint" not in resumed.stdout + resumed.stderr
+        abandoned_id = fake_abandoned_copy(exp, second)
         again = subprocess.run(cmd + ["--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     finally:
         cleanup_env(env)
@@ -96,26 +128,22 @@ def test_sigkill_driver_then_resume_finishes_every_trial_once(tmp_path):
     assert len(in_search) == SAMPLES and len({t["trial_id"] for t in trials}) == len(trials)
     assert all(t["status"] == "TERMINATED" and t["epochs_run"] == EPOCHS for t in in_search), in_search
     assert sorted(t["rank"] for t in in_search) == list(range(1, SAMPLES + 1))
-    # Trial 1 continued from the checkpoint in the state: epoch 1 ran once, the resumed run started later.
-    rows = result_rows(exp / f"trial_{first}")
-    assert [r["epoch"] for r in rows].count(1) == 1 and sorted({r["epoch"] for r in rows}) == [1, 2, 3]
+    # Trial 2 continued from the checkpoint in the state: its saved epochs ran once, the resumed run later.
+    rows = result_rows(exp / f"trial_{second}")
+    epochs = [r["epoch"] for r in rows]
+    assert all(epochs.count(e) == 1 for e in range(1, saved_iteration + 1)), epochs
+    assert sorted(set(epochs)) == list(range(1, EPOCHS + 1))
     assert rows[-1]["iterations_since_restore"] < EPOCHS
-    # The lost trial: kept, labelled, not ranked; its config (read from its checkpoint) was re-suggested by
-    # the restored searcher, which proves the searcher continued instead of starting over ...
-    (abandoned,) = [t for t in trials if not t["in_experiment_state"]]
-    assert abandoned["trial_id"] == lost.name.removeprefix("trial_")
-    assert abandoned["status"] == "ABANDONED" and abandoned["rank"] is None
-    assert abandoned["error"].startswith("abandoned:")
+    # The restored searcher continued: no trial of the search repeats another one's sample.
     samples = [sample_of({k.removeprefix("config/"): v for k, v in t.items()}) for t in in_search]
-    config_of_lost = {k.removeprefix("config/"): v for k, v in abandoned.items()}
-    assert sample_of(config_of_lost) in samples
-    # ... and no trial of the search repeats another one's sample (a fresh searcher would repeat trial 1's).
     assert len(set(samples)) == SAMPLES
-    assert "ABANDONED" in resumed.stdout
 
-    # Resuming the finished experiment only reports it.
+    # Resuming the finished experiment only reports it, with the unsaved folder kept, labelled, not ranked.
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert "already finished" in again.stdout and "top 10 by best val recall@1" in again.stdout
     assert "Traceback" not in again.stderr
+    (abandoned,) = [t for t in trials if not t["in_experiment_state"]]
+    assert abandoned["trial_id"] == abandoned_id and abandoned["status"] == "ABANDONED"
+    assert abandoned["rank"] is None and abandoned["error"].startswith("abandoned:")
+    assert "ABANDONED" in again.stdout
     assert sorted(p.name for p in exp.glob("trial_*")) == sorted(f"trial_{t['trial_id']}" for t in trials)
-    assert len(list(exp.glob("experiment_state-*.json"))) == 2  # killed session + resumed one: no third

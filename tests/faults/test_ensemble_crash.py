@@ -38,7 +38,7 @@ def assert_complete(ensemble: Path) -> None:
     """Every file an ensemble build writes is present and parses."""
     assert {p.name for p in ensemble.iterdir()} == FILES, sorted(p.name for p in ensemble.iterdir())
     manifest = json.loads((ensemble / "manifest.json").read_text())
-    assert [m["trial_id"] for m in manifest["members"]] and manifest["selected"]
+    assert [m["member_id"] for m in manifest["members"]] and manifest["selected"]
     metrics = json.loads((ensemble / "metrics.json").read_text())
     assert "recall_at_1" in metrics["ensemble"]["test"]
     with open(ensemble / "predictions_test.csv", newline="") as fh:
