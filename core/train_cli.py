@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import ConfigError, TrainConfig
-from .data import DataError
+from .errors import ClearError
 
 # Tiny everything: a CPU run of a few seconds that still exercises every stage.
 SMOKE_OVERRIDES = {"data": "synthetic:n=200", "epochs": 2, "hidden_dim": 64, "num_layers": 1, "num_heads": 2,
@@ -59,6 +59,23 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def check_out_dir(out: Path, *, resuming: bool, overwrite: bool) -> str | None:
+    """Why --out cannot take this run (None when it can): a file, or a finished run that would be replaced."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: is a file, not a folder. Fix: pass a folder path for the run's metrics and checkpoints."
+    held = [name for name in ("metrics.json", "last", "best") if (out / name).exists()]
+    if not held or resuming or overwrite:
+        return None
+    try:
+        history = json.loads((out / "metrics.json").read_text())
+        best = max(history, key=lambda m: m["recall_at_1"])
+        summary = f"{len(history)} epoch(s), best val R@1 {best['recall_at_1']:.2f} at epoch {best['epoch']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        summary = ", ".join(held)
+    return (f"--out {out}: already holds a run ({summary}); training would replace it. Fix: --resume {out / 'last'} "
+            "to continue it, another --out, or --overwrite to replace it.")
+
+
 def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) and abs(v) < 10 else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
@@ -70,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--out", default="runs/train", help="output directory")
     ap.add_argument("--resume", default=None, help="checkpoint dir to continue from (e.g. OUT/last)")
+    ap.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     ap.add_argument("--smoke-test", action="store_true", help="tiny data and model; seconds on CPU")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key (repeatable)")
     args = ap.parse_args(argv)
@@ -87,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    problem = check_out_dir(out, resuming=bool(args.resume), overwrite=args.overwrite)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
     bar = tqdm(total=cfg.optim.epochs, desc="epochs", unit="epoch", dynamic_ncols=True)
@@ -108,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             history.extend(json.loads((out / "metrics.json").read_text()))
             bar.update(len(history))
         train_retrieval(cfg.to_flat(), reporter, resume_from=args.resume)
-    except (ConfigError, DataError, NonFiniteLossError, FileNotFoundError) as e:
+    except (ConfigError, ClearError, NonFiniteLossError, FileNotFoundError) as e:   # ClearError: data, checkpoint
         bar.close()
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -37,3 +37,16 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
                            (["--data", str(tmp_path / "missing")], "does not exist")):
         proc = run("--smoke-test", "--out", str(tmp_path / "x"), *args)
         assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_finished_run_is_kept_unless_overwrite_is_asked(tmp_path):
+    out = tmp_path / "run"
+    assert run("--smoke-test", "--out", str(out), "--epochs", "1").returncode == 0
+    before = (out / "metrics.json").read_text()
+    refused = run("--smoke-test", "--out", str(out), "--epochs", "1", "--set", "seed=1")
+    assert refused.returncode == 2 and "already holds a run (1 epoch(s)" in refused.stderr, refused.stderr
+    assert (out / "metrics.json").read_text() == before
+    replaced = run("--smoke-test", "--out", str(out), "--epochs", "1", "--set", "seed=1", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    history = json.loads((out / "metrics.json").read_text())
+    assert len(history) == 1 and json.loads((out / "last" / "config.json").read_text())["seed"] == 1

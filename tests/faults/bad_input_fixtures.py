@@ -76,6 +76,47 @@ def not_a_dir(root: Path) -> Path:
     return root / "a_file"
 
 
+class _WritesAMarker:
+    """Unpickling this runs code: it creates the file named ``marker`` (a harmless stand-in for an attack)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def code_checkpoint(root: Path) -> Path:
+    """A checkpoint folder whose checkpoint.pt runs code when unpickled (creates root/PWNED)."""
+    import torch
+
+    folder = root / "code_checkpoint"
+    folder.mkdir()
+    torch.save({"model": {}, "config": {}, "payload": _WritesAMarker(root / "PWNED")}, folder / "checkpoint.pt")
+    return folder
+
+
+def torn_checkpoint(root: Path) -> Path:
+    """A checkpoint folder whose checkpoint.pt was cut in half (a crash mid-copy)."""
+    import torch
+
+    folder = root / "torn_checkpoint"
+    folder.mkdir()
+    torch.save({"model": {"w": torch.zeros(64, 64)}, "config": {}}, folder / "checkpoint.pt")
+    data = (folder / "checkpoint.pt").read_bytes()
+    (folder / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    return folder
+
+
+def finished_run(root: Path) -> Path:
+    """A `python -m core.train --out` folder holding a finished 2-epoch run (metrics.json + last/ + best/)."""
+    run = root / "finished_run"
+    for name in ("last", "best"):
+        (run / name).mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps([{"epoch": 1, "recall_at_1": 30.0}, {"epoch": 2, "recall_at_1": 33.3}]))
+    return run
+
+
 def _state(exp: Path, trials: list[tuple[dict, dict]]) -> None:
     exp.mkdir(parents=True, exist_ok=True)
     data = {"trial_data": [[json.dumps(t), json.dumps(m)] for t, m in trials], "runner_data": {},
@@ -152,5 +193,8 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "two_trials": ("experiment with 2 TERMINATED trials, each with a checkpoint", two_finished_trials),
     "stored": ("storage with experiment 'stored': search_args.json but no Tune state", stored_search),
     "closed_port": ("a free loopback port (nothing listens)", closed_port),
+    "code_checkpoint": ("checkpoint folder whose checkpoint.pt runs code when unpickled", code_checkpoint),
+    "torn_checkpoint": ("checkpoint folder whose checkpoint.pt is cut in half", torn_checkpoint),
+    "finished_run": ("core.train output folder of a finished 2-epoch run (best R@1 33.3)", finished_run),
     "checkpoint": ("a real checkpoint of `python -m core.train --smoke-test --epochs 1` (hidden_dim 64)", None),
 }
