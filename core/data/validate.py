@@ -34,6 +34,9 @@ def validate_raw(raw: RawCorpus) -> None:
                             where, "save each motion as a (T, D) array.")
         if x.shape[0] == 0:
             raise DataError(f"motion {item.id!r} has zero frames.", where, "remove the file or re-export it.")
+        if x.shape[1] == 0:
+            raise DataError(f"motion {item.id!r} has shape {x.shape}: zero features per frame.", where,
+                            "save each motion as a (T, D) array with D > 0.")
         if x.shape[1] != dim:
             raise DataError(f"motion {item.id!r} has D={x.shape[1]} features per frame but the dataset "
                             f"has D={dim} ({raw.layout.kind}).", where,
@@ -55,3 +58,12 @@ def validate_raw(raw: RawCorpus) -> None:
                 raise DataError(f"split {split!r} names {len(missing)} id(s) with no motion, e.g. {missing[:3]}.",
                                 raw.meta.get("split_files", {}).get(split),
                                 "remove these ids from the split file or add their motions.")
+        names = sorted(raw.splits)
+        for i, first in enumerate(names):
+            for second in names[i + 1:]:
+                both = sorted(set(raw.splits[first]) & set(raw.splits[second]))
+                if both:   # an item scored on val/test that the model trained on: silently optimistic recall
+                    raise DataError(f"{len(both)} motion id(s) are in both the {first!r} and {second!r} split, "
+                                    f"e.g. {both[:3]}: they would leak between training and evaluation.",
+                                    raw.meta.get("split_files", {}).get(second),
+                                    f"remove them from one of the two split files ({first}, {second}).")

@@ -47,6 +47,54 @@ def empty_caption(root: Path) -> Path:
     return data
 
 
+def unquoted_comma(root: Path) -> Path:
+    data = _folder(root, "unquoted_comma")
+    (data / "captions.csv").write_text("id,text\na,two people shake hands\nb,one pushes, the other falls\nc,they hug\n")
+    return data
+
+
+def latin1_csv(root: Path) -> Path:
+    data = _folder(root, "latin1_csv")
+    (data / "captions.csv").write_bytes("id,text\na,a café greeting\nb,a push\nc,they hug\n".encode("latin-1"))
+    return data
+
+
+def utf16_csv(root: Path) -> Path:
+    data = _folder(root, "utf16_csv")
+    (data / "captions.csv").write_bytes("id,text\na,greet\nb,a push\nc,they hug\n".encode("utf-16"))
+    return data
+
+
+def latin1_jsonl(root: Path) -> Path:
+    data = make_folder(root / "latin1_jsonl", captions="jsonl")
+    (data / "captions.jsonl").write_bytes('{"id": "a", "text": "a café greeting"}\n'.encode("latin-1")
+                                          + (data / "captions.jsonl").read_bytes())
+    return data
+
+
+def npz_as_npy(root: Path) -> Path:
+    data = _folder(root, "npz_as_npy")
+    with open(data / "motions" / "b.npy", "wb") as fh:
+        np.savez(fh, motion=np.zeros((12, 6), np.float32))
+    return data
+
+
+def zero_features(root: Path) -> Path:
+    data = _folder(root, "zero_features")
+    for motion_id in ("a", "b", "c"):
+        np.save(data / "motions" / f"{motion_id}.npy", np.zeros((12, 0), np.float32))
+    return data
+
+
+def overlapping_splits(root: Path) -> Path:
+    data = _folder(root, "overlapping_splits")
+    (data / "splits").mkdir()
+    (data / "splits" / "train.txt").write_text("a\nb\n")
+    (data / "splits" / "val.txt").write_text("b\n")
+    (data / "splits" / "test.txt").write_text("c\n")
+    return data
+
+
 def split_without_file(root: Path) -> Path:
     data = _folder(root, "split_without_file")
     (data / "splits").mkdir()
@@ -185,6 +233,14 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "empty_caption": ("folder dataset whose captions.csv has a blank caption for c", empty_caption),
     "split_without_file": ("folder dataset whose splits/train.txt names id zzz (no motions/zzz.npy)",
                            split_without_file),
+    "unquoted_comma": ("folder dataset whose captions.csv (id,text) has an unquoted comma in b's caption",
+                       unquoted_comma),
+    "latin1_csv": ("folder dataset whose captions.csv is Latin-1 ('café')", latin1_csv),
+    "utf16_csv": ("folder dataset whose captions.csv is UTF-16", utf16_csv),
+    "latin1_jsonl": ("folder dataset whose captions.jsonl is Latin-1 ('café') on line 1", latin1_jsonl),
+    "npz_as_npy": ("folder dataset whose motions/b.npy is an .npz archive", npz_as_npy),
+    "zero_features": ("folder dataset whose motions are (12, 0) arrays", zero_features),
+    "overlapping_splits": ("folder dataset whose splits/train.txt and val.txt both list b", overlapping_splits),
     "malformed_bvh": ("BVH folder whose run.bvh has a frame line with 2 values missing", malformed_bvh),
     "empty_dir": ("an empty folder", empty_dir),
     "not_a_dir": ("a plain file", not_a_dir),

@@ -149,7 +149,7 @@ def _detect_here(root: Path) -> str | None:
         if first is not None:
             try:
                 dim = np.load(first, mmap_mode="r").shape[-1]
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):   # unreadable or an .npz: the loader says which
                 dim = None
             if dim == 251:
                 return "kitml"

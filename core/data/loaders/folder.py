@@ -11,6 +11,7 @@ Every motion needs at least one caption and every caption a motion.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -29,24 +30,41 @@ def _interaction_layout() -> FeatureLayout:
     return INTERACTION396_LAYOUT
 
 
+def read_text_utf8(path: Path) -> str:
+    """The file's text (a UTF-8 BOM is dropped), or a DataError that says which encoding to save it in."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError("the file is UTF-16 text; captions must be UTF-8.", where=path,
+                        fix="save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8).")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(f"line {line}: byte 0x{data[e.start]:02x} is not UTF-8 (a Latin-1 or Windows-1252 "
+                        "export?).", where=path, fix="save it as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8).") from None
+
+
 def _read_csv(path: Path) -> list[tuple[str, str, str | None, int]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"id", "text"} <= set(reader.fieldnames):
-            raise DataError(f"the header must name the columns 'id' and 'text' (found {reader.fieldnames}).",
-                            where=path, fix="write a first line 'id,text' and one row per caption.")
-        rows = []
-        for row in reader:
-            if row["id"] is None or row["text"] is None:
-                raise DataError(f"line {reader.line_num}: the row has fewer columns than the header.",
-                                where=path, fix="quote captions that contain commas.")
-            rows.append((row["id"].strip(), row["text"].strip(), (row.get("group") or None), reader.line_num))
-        return rows
+    reader = csv.DictReader(io.StringIO(read_text_utf8(path), newline=""))
+    if reader.fieldnames is None or not {"id", "text"} <= set(reader.fieldnames):
+        raise DataError(f"the header must name the columns 'id' and 'text' (found {reader.fieldnames}).",
+                        where=path, fix="write a first line 'id,text' and one row per caption.")
+    rows = []
+    for row in reader:
+        if row["id"] is None or row["text"] is None:
+            raise DataError(f"line {reader.line_num}: the row has fewer columns than the header.",
+                            where=path, fix="quote captions that contain commas.")
+        if None in row:   # DictReader's restkey: the row had more fields than the header
+            raise DataError(f"line {reader.line_num}: the row has more columns than the header (an unquoted comma "
+                            f"in the caption {row['text']!r}...?); the caption would be cut there.", where=path,
+                            fix='quote captions that contain commas: a1,"a person walks, then turns".')
+        rows.append((row["id"].strip(), row["text"].strip(), (row.get("group") or None), reader.line_num))
+    return rows
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, str, str | None, int]]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text_utf8(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -120,7 +138,7 @@ def load_folder(root: Path, options: dict) -> RawCorpus:
     for name in SPLITS:
         path = root / "splits" / f"{name}.txt"
         if path.is_file():
-            ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            ids = [line.strip() for line in read_text_utf8(path).splitlines() if line.strip()]
             absent = [i for i in ids if i not in motion_files]
             if absent:
                 raise DataError(f"split id {absent[0]!r} has no motions/{absent[0]}.npy "

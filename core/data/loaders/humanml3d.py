@@ -39,10 +39,16 @@ def read_split_files(root: Path, names=SPLITS) -> tuple[dict[str, list[str]], di
 def load_npy(path: Path) -> np.ndarray:
     """A motion array, or a DataError naming the file when it cannot be read."""
     try:
-        return np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise DataError(f"cannot read this .npy motion ({type(e).__name__}: {e}).", where=path,
                         fix="re-save it with numpy.save(path, array) as a (frames, features) float array.") from None
+    if not isinstance(loaded, np.ndarray):   # np.load reads by content: an .npz archive under a .npy name
+        names = list(loaded.files)
+        loaded.close()
+        raise DataError(f"this .npy is an .npz archive (arrays {names[:4]}), not one array.", where=path,
+                        fix="save the motion alone with numpy.save(path, array) (not numpy.savez).")
+    return loaded
 
 
 def parse_caption_line(line: str, path: Path, line_no: int) -> tuple[str, float, float]:

@@ -145,6 +145,15 @@ def test_folder_csv_and_jsonl(tmp_path, captions):
     assert raw.layout.kind == "raw" and raw.layout.dim == 6 and raw.fps == 20.0 and raw.splits is None
 
 
+@pytest.mark.parametrize("captions", ["csv", "jsonl"])
+def test_folder_captions_with_a_utf8_bom_read_like_without(tmp_path, captions):
+    root = make_folder(tmp_path / "f", captions=captions)
+    name = f"captions.{captions}"
+    (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())   # Excel's "CSV UTF-8"
+    raw = load_raw(root, None, {})
+    assert {it.id: it.captions for it in raw.items}["a"] == ["two people shake hands", "they greet, smiling"]
+
+
 def test_folder_splits_fps_and_interaction_layout(tmp_path):
     root = make_folder(tmp_path / "f")
     (root / "splits").mkdir()
