@@ -22,6 +22,7 @@ import torch
 
 from .checkpoint import CHECKPOINT_FILE, read_checkpoint
 from .config import ConfigError, TextConfig, TrainConfig
+from .device import pick_device
 from .data import load_corpus
 from .data.batching import BatchBuilder
 from .data.cache import default_cache_dir
@@ -62,17 +63,10 @@ def is_checkpoint_dir(path: str | Path) -> bool:
     return (Path(path) / CHECKPOINT_FILE).is_file()
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None/'auto' -> CUDA when visible, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def load_checkpoint_model(directory: str | Path, device: str | torch.device | None = None) -> LoadedModel:
     """Rebuild the model a core.train checkpoint directory holds (weights, config, normalization)."""
     directory = Path(directory).expanduser().resolve()
-    device = resolve_device(device)
+    device = pick_device(device)
     state = read_checkpoint(directory, map_location="cpu")
     missing = [k for k in REQUIRED_STATE if k not in state]
     if missing:

@@ -30,6 +30,7 @@ import torch
 
 from .checkpoint import read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
+from .device import pick_device
 from .data.batching import BatchBuilder
 from .bootstrap import credits_to_arrays
 from .evaluate import embed_split, evaluate_split, text_embeddings
@@ -46,14 +47,6 @@ RESUMABLE_DIFFERENCES = {"epochs", "patience", "device", "num_threads", "cache_d
 
 class NonFiniteLossError(RuntimeError):
     """The loss or the gradient norm became NaN/inf: this configuration diverged."""
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"config key 'device' = {device!r} but no CUDA device is visible to this process.")
-    return torch.device(device)
 
 
 def assigned_threads(requested: int) -> int:

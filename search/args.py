@@ -246,6 +246,10 @@ def validate(args: SearchArgs) -> None:
          f"{args.gpus_per_trial:g}: fractions are allowed only below 1 (several trials share one GPU).")
     need(args.name not in ("", ".", "..") and "/" not in args.name and "\\" not in args.name, "--name",
          f"{args.name!r} must be a plain folder name (no '/').")
+    device = str(args.fixed_overrides.get("device", "auto"))
+    need(not device.startswith("cuda") or args.gpus_per_trial > 0, "--set device",
+         f"{device!r} with --gpus-per-trial 0: Ray hides every GPU from a trial that asks for none, so each trial "
+         "would fail. Add --gpus-per-trial 1 (or a fraction such as 0.5), or use device=auto.")
     need(bool(args.wandb_project.strip()), "--wandb-project", "must not be empty.")
     need(args.address == "local" or args.address == "auto" or ":" in args.address, "--address",
          f"{args.address!r}: expected 'local', 'auto', host:port or ray://host:port.")

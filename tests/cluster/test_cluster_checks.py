@@ -119,10 +119,13 @@ def test_trials_use_one_blas_thread_per_reserved_cpu(tmp_path):
 def test_device_auto_is_cuda_exactly_when_cuda_is_usable(monkeypatch):
     import torch
 
-    from core.train import pick_device
+    from core.config import ConfigError
+    from core.device import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("auto").type == "cpu"   # e.g. Ray assigned a GPU (CUDA_VISIBLE_DEVICES) but none works
+    with pytest.raises(ConfigError, match="'cuda:0' but no CUDA device is visible.*Fix: use device auto or cpu"):
+        pick_device("cuda:0")   # one clear error from training, --query and ensembles alike
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device("auto").type == "cuda"
 

@@ -86,6 +86,9 @@ CASES: tuple[Case, ...] = (
          ("--set", "epochs=3", *SMOKE), r"'epochs' has its own flag; use --max-epochs"),
     Case("set-without-value", "--set without =VALUE", "run_search.py", ("--set", "lr", *SMOKE),
          r"--set 'lr': expected KEY=VALUE"),
+    Case("cuda-device-without-gpus", "--set device=cuda while trials get no GPU (--gpus-per-trial 0)", "run_search.py",
+         ("--set", "device=cuda", *SMOKE), r"--set device: 'cuda' with --gpus-per-trial 0: Ray hides every GPU.*Add "
+         r"--gpus-per-trial 1"),
     Case("data-path-missing", "--data path that does not exist (checked before Ray starts)", "run_search.py",
          ("--data", "{tmp}/no_such_dataset", *SMOKE), r"dataset path does not exist: .*no_such_dataset.*Fix: check --data"),
     Case("synthetic-too-small", "--data synthetic corpus too small to split", "run_search.py",
