@@ -10,6 +10,7 @@ from core.data.splits import MIN_DECISIVE_SPLIT
 from . import storage
 from .args import ArgsError, SearchArgs
 from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
+from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
 from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
 from .trainable import build_trainable
@@ -56,11 +57,20 @@ def was_interrupted(grid, args: SearchArgs) -> bool:
 def run(args: SearchArgs) -> SearchOutcome:
     finished = finished_search(args) if args.resume else None   # the search itself has nothing left to run
     if finished is not None and not refit_pending(args):
-        finish(args, finished, rebuild=False)   # refit ranking + the ensemble if it is missing
+        with experiment_lock(args):
+            finish(args, finished, rebuild=False)   # refit ranking + the ensemble if it is missing
         return finished
     base, param_columns = preflight(args)
     if finished is None:
         check_experiment_location(args)
+    with experiment_lock(args):
+        if finished is None:
+            check_experiment_location(args)   # again: a driver that held the lock until now may have started it
+        return run_locked(args, finished, base, param_columns)
+
+
+def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str, Any],
+               param_columns: list[str]) -> SearchOutcome:
     # The legacy reporter shows the columns we choose (R@1, wR, sampled params) and the best trial.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune warns when short epochs checkpoint faster than every 5 s; that is expected here.
