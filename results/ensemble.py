@@ -35,8 +35,9 @@ from core.metrics import similarity_matrix
 from core.protocols import identity
 from results.ensemble_members import SPLITS, Encoded, encode_candidates, select_candidates
 from results.ensemble_report import (ENSEMBLE_DIR, MANIFEST_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE,
-                                     TOP_PREDICTIONS, format_table, plot_members_vs_ensemble, read_manifest,
-                                     verdict_text, write_folder_atomically, write_json, write_predictions)
+                                     TOP_PREDICTIONS, format_table, member_checkpoint, plot_members_vs_ensemble,
+                                     read_manifest, stored_path, verdict_text, write_folder_atomically, write_json,
+                                     write_predictions)
 from results.errors import ResultsError
 from results.fusion import DEFAULT_CHOICE, WEIGHTINGS, Evaluator, FusionStudy, Scored, Variant, study
 
@@ -137,7 +138,7 @@ def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "au
         "source": source, "method": fs.chosen.method, "weighting": fs.chosen.weighting, "selection": fs.chosen.select,
         "fallback": fs.fallback, "reason": fs.reason, "top_k": top_k,
         "members": [{"rank": i + 1, "member_id": e.candidate.member_id, "label": e.candidate.label,
-                     "checkpoint": str(e.candidate.checkpoint), "status": e.candidate.status,
+                     "checkpoint": stored_path(e.candidate.checkpoint, experiment_dir), "status": e.candidate.status,
                      "selected": i in fs.chosen.members,
                      "weight": fs.chosen.weights[fs.chosen.members.index(i)] if i in fs.chosen.members else 0.0,
                      "reported_val_recall_at_1": e.candidate.val_recall_at_1, "config": e.flat_config}
@@ -187,7 +188,7 @@ def query(target: str | Path, text: str, split: str = "test", top: int = TOP_PRE
     elif (target / ENSEMBLE_DIR / MANIFEST_FILE).is_file():
         manifest = read_manifest(target)
         chosen = [m for m in manifest["members"] if m["selected"]]
-        checkpoints = [Path(m["checkpoint"]) for m in chosen]
+        checkpoints = [member_checkpoint(m, manifest, target) for m in chosen]
         weights = [float(m["weight"]) for m in chosen]
         method = None if manifest["method"] == "single" else manifest["method"]
         missing = [str(p) for p in checkpoints if not is_checkpoint_dir(p)]

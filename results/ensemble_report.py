@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from results.errors import ResultsError
 from results.plots import save_figure
 
 ENSEMBLE_DIR = "ensemble"
@@ -180,4 +181,37 @@ def write_folder_atomically(experiment_dir: Path, writers: dict[str, Callable[[P
 
 
 def read_manifest(experiment_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(experiment_dir) / ENSEMBLE_DIR / MANIFEST_FILE).read_text(encoding="utf-8"))
+    path = Path(experiment_dir) / ENSEMBLE_DIR / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list):
+            raise ValueError("no 'members' list")
+        return manifest
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ResultsError(f"not a readable ensemble manifest ({type(e).__name__}: {e}); the file is damaged or "
+                           "truncated.", where=path,
+                           fix=f"rebuild it: python run_ensemble.py {experiment_dir}") from None
+
+
+def stored_path(path: Path, experiment_dir: Path) -> str:
+    """A path as a manifest stores it: relative to the experiment when inside it, so a copied or moved
+    experiment (synced from a cluster to a laptop) opens its own checkpoints."""
+    try:
+        return Path(path).resolve().relative_to(Path(experiment_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def member_checkpoint(member: dict[str, Any], manifest: dict[str, Any], experiment_dir: Path) -> Path:
+    """Where a manifest member's checkpoint is now: relative paths (and absolute ones under the experiment's
+    old location, from manifests written before paths were relative) are re-rooted at ``experiment_dir``."""
+    path = Path(member["checkpoint"])
+    if not path.is_absolute():
+        return Path(experiment_dir) / path
+    old_root = manifest.get("experiment_dir")
+    if old_root:
+        try:
+            return Path(experiment_dir) / path.relative_to(old_root)
+        except ValueError:
+            pass
+    return path

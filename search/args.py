@@ -313,7 +313,9 @@ def check_resume_compatible(stored: SearchArgs, given: Mapping[str, Any], *, sto
             raise ArgsError(f"{flag} {value!r} cannot change on --resume: experiment {stored.name!r} was "
                             f"started with {stored_json.get(key)!r}. Drop the flag, or start a new --name.")
     free = {k: given[k] for k in ("address", "ensemble_top_k", "storage_shared") if k in given}
-    resumed = dataclasses.replace(stored, **free, storage=storage, resume=True)
+    # The folder the user points at, not the one stored: a moved or copied experiment resumes in place.
+    name = given.get("name") or stored.name
+    resumed = dataclasses.replace(stored, **free, storage=storage, name=name, resume=True)
     validate(resumed)
     check_address_reachable(resumed.address)
     return resumed

@@ -1,5 +1,6 @@
 """run_ensemble.py end to end: --smoke-test builds a real ensemble; then build options, queries and errors."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,36 @@ def test_script_entry_point_runs():
     proc = subprocess.run([sys.executable, str(REPO / "run_ensemble.py"), "--help"], capture_output=True, text=True,
                           timeout=120, cwd=REPO)
     assert proc.returncode == 0 and "--top-k" in proc.stdout and "--query" in proc.stdout
+
+
+def test_a_copied_experiment_uses_its_own_checkpoints(smoke, tmp_path, capsys):
+    assert run_ensemble.main([str(smoke), "--top-k", "3", "--quiet"]) == 0
+    manifest = json.loads((smoke / "ensemble" / "manifest.json").read_text())
+    assert all(not Path(m["checkpoint"]).is_absolute() for m in manifest["members"])   # relative to the experiment
+    copy = tmp_path / "synced"
+    shutil.copytree(smoke, copy)
+    original = smoke.with_name("exp.away")
+    smoke.rename(original)   # the original is gone: the copy must not need it
+    try:
+        capsys.readouterr()
+        assert run_ensemble.main([str(copy), "--query", "two people shake hands", "--top", "2"]) == 0
+        assert "rank" in capsys.readouterr().out
+        # A manifest written with absolute paths (before they were relative) is re-rooted at the copy.
+        old = json.loads((copy / "ensemble" / "manifest.json").read_text())
+        old["experiment_dir"] = str(smoke)
+        for m in old["members"]:
+            m["checkpoint"] = str(smoke / m["checkpoint"])
+        (copy / "ensemble" / "manifest.json").write_text(json.dumps(old))
+        assert run_ensemble.main([str(copy), "--query", "two people shake hands", "--top", "2"]) == 0
+    finally:
+        original.rename(smoke)
+
+
+def test_a_damaged_manifest_is_one_error_with_the_fix(smoke, tmp_path, capsys):
+    copy = tmp_path / "damaged"
+    shutil.copytree(smoke, copy)
+    text = (copy / "ensemble" / "manifest.json").read_text()
+    (copy / "ensemble" / "manifest.json").write_text(text[: len(text) // 2])
+    assert run_ensemble.main([str(copy), "--query", "a person walks"]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json: not a readable ensemble manifest" in err and "Fix: rebuild it: python run_ensemble.py" in err

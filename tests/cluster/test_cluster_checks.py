@@ -85,6 +85,9 @@ def test_storage_shared_flag_parses_and_may_be_added_on_resume(tmp_path):
     resumed = check_resume_compatible(stored, {"resume": True, "name": "exp", "storage_shared": True},
                                       storage=stored.storage)
     assert resumed.storage_shared is True
+    # A moved/copied experiment resumes where the user points, not where it was started.
+    moved = check_resume_compatible(stored, {"resume": True, "name": "exp-copy"}, storage=str(tmp_path / "laptop"))
+    assert (moved.name, moved.storage) == ("exp-copy", str(tmp_path / "laptop"))
     assert main(["--storage-shared", "--list-spaces"]) == 0
 
 
