@@ -83,9 +83,21 @@ def load_trials(experiment_dir: Path | str) -> pa.Table:
     path = Path(experiment_dir).expanduser().resolve()
     table_file = path / TRIALS_FILE
     if table_file.is_file() and table_file.stat().st_mtime >= _newest_input_mtime(path):
-        return pq.read_table(table_file)
+        try:
+            cached = pq.read_table(table_file)
+        except (OSError, pa.ArrowException):   # truncated or damaged: it is derived data, rebuilt below
+            cached = None
+        if cached is not None and _rooted_at(cached, path):
+            return cached
     trials, _ = _write_tables(read_experiment(path))
     return trials
+
+
+def _rooted_at(trials: pa.Table, path: Path) -> bool:
+    """The table's paths point into this folder (not the one a copied or moved experiment came from)."""
+    if "trial_dir" not in trials.column_names:
+        return False
+    return all(d is None or Path(d).is_relative_to(path) for d in trials.column("trial_dir").to_pylist())
 
 
 def _write_tables(exp: ExperimentDir) -> tuple[pa.Table, pa.Table]:

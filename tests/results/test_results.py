@@ -279,6 +279,16 @@ def test_load_trials_builds_or_reads_the_ranked_table(experiment, rendered, tmp_
     assert built.slice(0, 2).column("rank").to_pylist() == [1, 2]  # top-K = the first K rows
 
 
+def test_a_copied_or_damaged_table_is_rebuilt_for_where_the_experiment_is(experiment, rendered, tmp_path):
+    copy = Path(shutil.copytree(experiment, tmp_path / "synced"))   # copytree keeps mtimes: the table looks fresh
+    trial_dirs = load_trials(copy).column("trial_dir").to_pylist()
+    assert trial_dirs and all(Path(d).is_relative_to(copy) for d in trial_dirs)   # not the original's checkpoints
+    assert all(Path(c).is_relative_to(copy) for c in load_trials(copy).column("best_checkpoint").to_pylist() if c)
+    data = (copy / "trials.parquet").read_bytes()
+    (copy / "trials.parquet").write_bytes(data[: len(data) // 2])   # torn by a full disk or a killed copy
+    assert load_trials(copy).column("trial_id").to_pylist() == rendered.trials.column("trial_id").to_pylist()
+
+
 def test_error_txt_parsing_takes_the_last_failure():
     text = ("Failure # 1 (occurred at 2026-01-01_00-00-00)\n"
             "ray::ImplicitFunc.train() (pid=1, ip=10.0.0.1)\n"
