@@ -40,6 +40,7 @@ def args_from_argv(argv: Sequence[str] | None = None) -> SearchArgs | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = None
     try:
         args = args_from_argv(argv)
         if args is None:
@@ -50,4 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ArgsError, ConfigError, DataError) as e:  # bad flags, config values or data: no traceback
         print(f"run_search.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # Ctrl+C / SIGTERM outside Tune's own handling (start-up, refit plan, ensemble)
+        where = f" --name {args.name} --storage {args.storage}" if args is not None else ""
+        print(f"\ninterrupted. Continue with:\n  python run_search.py --resume{where}", file=sys.stderr)
+        return 130
     return 130 if outcome.interrupted else 0

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -80,6 +82,7 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
     shared = prepare_shared_inputs(base, param_columns)
     warn_small_splits(shared.corpus)
     started = ensure_ray(args)
+    sigterm_stops_like_ctrl_c()
     t0 = time.perf_counter()
     try:
         check_cluster(args)
@@ -105,6 +108,14 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
     if not outcome.interrupted:
         finish(args, outcome)
     return outcome
+
+
+def sigterm_stops_like_ctrl_c() -> None:
+    """SIGTERM (`kill`, a job scheduler's preemption) ends the search like Ctrl+C: Tune stops the trials and
+    saves its state, and the driver prints the --resume command. Installed after ray.init, whose own handler
+    exits at once (Ray's core worker then dumps a C++ stack)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
 
 
 def wandb_callbacks(args: SearchArgs, job_type: str) -> list:

@@ -9,15 +9,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def interrupt_when(cmd: list[str], experiment: Path, ready_glob: str, timeout: float) -> str:
-    """Run ``cmd``, send SIGINT as soon as ``experiment.glob(ready_glob)`` finds something, and return the
-    driver's output once it has exited with 130 (what an interrupted search must exit with)."""
+def interrupt_when(cmd: list[str], experiment: Path, ready_glob: str, timeout: float,
+                   sig: signal.Signals = signal.SIGINT) -> str:
+    """Run ``cmd``, send ``sig`` (Ctrl+C's SIGINT, or SIGTERM as `kill` and job schedulers send) as soon as
+    ``experiment.glob(ready_glob)`` finds something, and return the driver's output once it has exited with
+    130 (what an interrupted search must exit with)."""
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not list(experiment.glob(ready_glob)):
         assert proc.poll() is None, proc.communicate()[0][-3000:]
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 130, out[-3000:]
     return out
