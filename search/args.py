@@ -250,6 +250,10 @@ def validate(args: SearchArgs) -> None:
     need(not device.startswith("cuda") or args.gpus_per_trial > 0, "--set device",
          f"{device!r} with --gpus-per-trial 0: Ray hides every GPU from a trial that asks for none, so each trial "
          "would fail. Add --gpus-per-trial 1 (or a fraction such as 0.5), or use device=auto.")
+    need(not args.is_local_storage or not os.path.exists(args.experiment_path)
+         or os.path.isdir(args.experiment_path), "--name",
+         f"{args.name!r}: {args.experiment_path} is a file, not an experiment folder. Choose another --name "
+         "(or move the file away).")
     need(bool(args.wandb_project.strip()), "--wandb-project", "must not be empty.")
     need(args.address == "local" or args.address == "auto" or ":" in args.address, "--address",
          f"{args.address!r}: expected 'local', 'auto', host:port or ray://host:port.")

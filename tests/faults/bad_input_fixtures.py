@@ -165,6 +165,13 @@ def finished_run(root: Path) -> Path:
     return run
 
 
+def storage_with_a_file(root: Path) -> Path:
+    """A --storage folder where the experiment name 'taken' is a plain file."""
+    (root / "store").mkdir()
+    (root / "store" / "taken").write_text("not an experiment\n")
+    return root / "store"
+
+
 def _state(exp: Path, trials: list[tuple[dict, dict]]) -> None:
     exp.mkdir(parents=True, exist_ok=True)
     data = {"trial_data": [[json.dumps(t), json.dumps(m)] for t, m in trials], "runner_data": {},
@@ -252,5 +259,6 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "code_checkpoint": ("checkpoint folder whose checkpoint.pt runs code when unpickled", code_checkpoint),
     "torn_checkpoint": ("checkpoint folder whose checkpoint.pt is cut in half", torn_checkpoint),
     "finished_run": ("core.train output folder of a finished 2-epoch run (best R@1 33.3)", finished_run),
+    "storage_with_a_file": ("--storage folder in which the name 'taken' is a plain file", storage_with_a_file),
     "checkpoint": ("a real checkpoint of `python -m core.train --smoke-test --epochs 1` (hidden_dim 64)", None),
 }

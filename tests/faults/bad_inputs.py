@@ -86,6 +86,9 @@ CASES: tuple[Case, ...] = (
          ("--set", "epochs=3", *SMOKE), r"'epochs' has its own flag; use --max-epochs"),
     Case("set-without-value", "--set without =VALUE", "run_search.py", ("--set", "lr", *SMOKE),
          r"--set 'lr': expected KEY=VALUE"),
+    Case("name-is-a-file", "--name of a plain file in --storage", "run_search.py",
+         ("--name", "taken", "--smoke-test", "--no-wandb", "--storage", "{storage_with_a_file}"),
+         r"--name: 'taken': .*store/taken is a file, not an experiment folder\. Choose another --name"),
     Case("cuda-device-without-gpus", "--set device=cuda while trials get no GPU (--gpus-per-trial 0)", "run_search.py",
          ("--set", "device=cuda", *SMOKE), r"--set device: 'cuda' with --gpus-per-trial 0: Ray hides every GPU.*Add "
          r"--gpus-per-trial 1"),
