@@ -43,7 +43,7 @@ class CheckpointError(ClearError):
 def _plain(value: Any) -> Any:
     """numpy arrays -> tensors, numpy scalars -> Python numbers, recursively: what weights_only accepts."""
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+        return torch.from_numpy(np.array(value))   # a copy: the array may be read-only (Ray's object store)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):

@@ -29,7 +29,11 @@ RUNTIME_EXCLUDES = [".git", "experiments", "**/__pycache__", ".venv", ".pytest_c
 # are Ray workers too: without WANDB_MODE they would look for an API key the driver decided not to use.
 WANDB_ENV_VARS = ("WANDB_MODE", "WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_BASE_URL")
 RAY_AUTH_ENV_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
-SECRET_ENV_VARS = frozenset({"WANDB_API_KEY", "RAY_AUTH_TOKEN"})   # never printed, only named
+# Trials write checkpoints to s3:// / gs:// storage themselves: they need the driver's storage settings.
+STORAGE_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+                    "AWS_REGION", "AWS_ENDPOINT_URL", "GOOGLE_APPLICATION_CREDENTIALS")
+SECRET_ENV_VARS = frozenset({"WANDB_API_KEY", "RAY_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+# (never printed, only named)
 # How long to wait for an autoscaler to add a node that fits one trial (0 = fail at once).
 RESOURCE_WAIT_ENV = "MOTION_SEARCH_RESOURCE_WAIT_S"
 DEFAULT_RESOURCE_WAIT_S = 600.0
@@ -40,9 +44,9 @@ JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 # ---------------------------------------------------------------- runtime env
 
 def forwarded_env_vars(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The W&B and Ray token-auth variables set (non-empty) in the driver's environment."""
+    """The W&B, Ray token-auth and cloud-storage variables set (non-empty) in the driver's environment."""
     environ = os.environ if environ is None else environ
-    out = {k: environ[k] for k in WANDB_ENV_VARS + RAY_AUTH_ENV_VARS if environ.get(k)}
+    out = {k: environ[k] for k in WANDB_ENV_VARS + RAY_AUTH_ENV_VARS + STORAGE_ENV_VARS if environ.get(k)}
     if "RAY_AUTH_TOKEN" in out:
         # The token itself wins over a path in Ray's lookup order; a driver-side path may not exist on
         # the workers, and a token path Ray cannot read aborts the process instead of falling back.

@@ -32,6 +32,10 @@ def test_forwarded_env_vars_pick_wandb_and_ray_auth_settings():
     # a token given directly wins over a (driver-side) token path
     with_token = cluster.forwarded_env_vars({**environ, "RAY_AUTH_TOKEN": "t"})
     assert with_token["RAY_AUTH_TOKEN"] == "t" and "RAY_AUTH_TOKEN_PATH" not in with_token
+    # s3:// storage: trials write checkpoints themselves, with the driver's endpoint and credentials
+    s3 = cluster.forwarded_env_vars({"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_SECRET_ACCESS_KEY": "s"})
+    assert s3 == {"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_SECRET_ACCESS_KEY": "s"}
+    assert "AWS_SECRET_ACCESS_KEY" in cluster.SECRET_ENV_VARS
 
 
 def test_runtime_env_ships_the_repo_outside_a_job_and_defers_to_a_submitted_jobs_env(tmp_path):
