@@ -104,7 +104,9 @@ def experiment_lock(args: SearchArgs) -> Iterator[None]:
         yield
         return
     me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "command": " ".join(sys.argv)}
-    lock = acquire(Path(args.experiment_path), me)
+    directory = Path(args.experiment_path)
+    created = not directory.exists()
+    lock = acquire(directory, me)
     stop = threading.Event()
 
     def heartbeat() -> None:
@@ -122,3 +124,5 @@ def experiment_lock(args: SearchArgs) -> Iterator[None]:
         stop.set()
         if (_holder(lock) or {}).get("pid") == me["pid"]:
             lock.unlink(missing_ok=True)
+        if created and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()   # refused before anything was written: leave no empty experiment behind

@@ -11,7 +11,17 @@ from core.data.splits import MIN_DECISIVE_SPLIT
 
 from . import storage
 from .args import ArgsError, SearchArgs
-from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
+from .cluster import (  # joining a cluster + checks before any trial
+    check_cluster,
+    ensure_ray,
+)
+from .diskspace import (
+    check_free_space,
+    checkpoint_bytes,
+    disk_full_error,
+    is_disk_full,
+    torn_experiment_state,
+)
 from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
 from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
@@ -30,6 +40,11 @@ def check_experiment_location(args: SearchArgs) -> None:
             raise ArgsError(f"--resume: experiment {args.name!r} at {path} has no Tune state to continue "
                             "(no experiment_state-*.json: its driver stopped before Tune saved any). "
                             f"Fix: delete {path} and start it again without --resume, or use another --name.")
+        torn = torn_experiment_state(path) if args.is_local_storage else None
+        if torn is not None:   # Tune would log the error and silently start the search over
+            raise ArgsError(f"--resume: {torn} is cut off (not valid JSON; a full disk or a killed copy), so Tune "
+                            "cannot continue this search. Its finished trials stay readable (python -m results, "
+                            "run_ensemble.py). Fix: start a new --name.")
     elif storage.exists(storage.join(path, storage.ARGS_FILE)) or tune.Tuner.can_restore(path):
         raise ArgsError(f"--name {args.name}: an experiment already exists at {path}. Continue it "
                         "with --resume, or choose another --name.")
@@ -81,6 +96,8 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
     # Parse the data before Ray starts: a bad --data fails in seconds with the loader's message.
     shared = prepare_shared_inputs(base, param_columns)
     warn_small_splits(shared.corpus)
+    per_checkpoint = checkpoint_bytes(base, shared)
+    check_free_space(args, per_checkpoint)   # a search that cannot fit fails now, not at its 1st checkpoint
     started = ensure_ray(args)
     sigterm_stops_like_ctrl_c()
     t0 = time.perf_counter()
@@ -91,7 +108,14 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
         trainable = build_trainable(args, shared)
         del shared  # the object store holds it now
         if finished is None:
-            grid = fit_search(args, trainable, base, param_columns)
+            try:
+                grid = fit_search(args, trainable, base, param_columns)
+            except Exception as exc:   # Tune itself trips over files a full disk left empty (error.pkl)
+                if is_disk_full(args, exc, per_checkpoint):
+                    raise disk_full_error(args, per_checkpoint) from None
+                raise
+            if grid.num_errors and is_disk_full(args, RuntimeError(), per_checkpoint):
+                raise disk_full_error(args, per_checkpoint)
             outcome = summarize(args, grid, interrupted=was_interrupted(grid, args))
             trials = trials_from_grid(grid)
         else:
