@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from core.config import ConfigError
     from core.data import DataError
+    from core.errors import write_failure
     from core.inference import is_checkpoint_dir
     from results.ensemble import build_ensemble, query
     from results.errors import ResultsError
@@ -162,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (ResultsError, ConfigError, DataError, ValueError, FileNotFoundError) as e:
         print(f"run_ensemble.py: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if write_failure(e) is None:
+            raise
+        print(f"run_ensemble.py: error: {write_failure(e)}", file=sys.stderr)
         return 2
 
 

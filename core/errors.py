@@ -1,7 +1,11 @@
 """The shape of every user-facing error: what is wrong, where (file or key), and how to fix it."""
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+
+# Write failures an entry point reports as one line (the place, why, the fix) instead of a traceback.
+WRITE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
 
 
 class ClearError(ValueError):
@@ -13,3 +17,15 @@ class ClearError(ValueError):
         if fix:
             msg += f" Fix: {fix}"
         super().__init__(msg)
+
+
+def write_failure(e: OSError) -> str | None:
+    """One line for an OSError from writing results (read-only, no permission, disk full), else None."""
+    if e.errno not in WRITE_ERRNOS:
+        return None
+    where = e.filename or "the output folder"
+    if e.errno == errno.ENOSPC:
+        fix = "free space there, or write somewhere else."
+    else:
+        fix = "copy the folder somewhere writable (cp -r) and run there, or make it writable."
+    return f"{where}: cannot write here ({e.strerror}). Fix: {fix}"

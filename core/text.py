@@ -298,12 +298,16 @@ def build_frozen_text_features(text_cfg: TextConfig, texts: list[str], cache_dir
     model, tokenizer = load_text_transformer(text_cfg.text_model)
     features = encode_texts(model, tokenizer, unique, text_cfg.text_pooling, text_cfg.text_max_tokens,
                             batch_size=batch_size, progress=progress, device=device)
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(npy, lambda f: np.save(f, features))
     meta = {"format": _CACHE_FORMAT, "text_model": text_cfg.text_model, "pooling": text_cfg.text_pooling,
             "max_tokens": text_cfg.text_max_tokens, "texts": unique}
-    _atomic_write(index, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
-    log.info("text features: computed %d x %d, cached at %s", *features.shape, npy)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(npy, lambda f: np.save(f, features))
+        _atomic_write(index, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
+        log.info("text features: computed %d x %d, cached at %s", *features.shape, npy)
+    except OSError as e:   # a read-only or full cache must not stop training: go on uncached
+        print(f"text features: warning: could not write the cache under {folder} ({e.strerror or e}); they are "
+              "recomputed next time. Set MOTION_SEARCH_CACHE to a writable folder to keep them.", file=sys.stderr)
     return FrozenTextFeatures(texts=unique, features=features, key=key, from_cache=False)
 
 

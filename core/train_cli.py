@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import ConfigError, TrainConfig
-from .errors import ClearError
+from .errors import ClearError, write_failure
 
 # Tiny everything: a CPU run of a few seconds that still exercises every stage.
 SMOKE_OVERRIDES = {"data": "synthetic:n=200", "epochs": 2, "hidden_dim": 64, "num_layers": 1, "num_heads": 2,
@@ -106,10 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     problem = check_out_dir(out, resuming=bool(args.resume), overwrite=args.overwrite)
+    if problem is None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            problem = f"--out {write_failure(e) or e}"
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
     history: list[dict] = []
     bar = tqdm(total=cfg.optim.epochs, desc="epochs", unit="epoch", dynamic_ncols=True)
     tqdm.write("  ".join(f"{c:>12}" for c in TABLE_COLUMNS))

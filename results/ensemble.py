@@ -22,6 +22,7 @@ to choose.  Fewer finished trials than K: used with a warning (the CLI refuses u
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -113,6 +114,10 @@ def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "au
     t0 = time.perf_counter()
     candidates, source, notes = select_candidates(experiment_dir, top_k, allow_fewer, members)
     choice, automatic = resolve_choice(method, weighting, select, weights, len(candidates))
+    if not os.access(experiment_dir, os.W_OK):   # say so before encoding every member, not after
+        raise ResultsError("cannot write the ensemble here (read-only filesystem or no permission).",
+                           where=experiment_dir, fix="copy the folder somewhere writable (cp -r) and build it there; "
+                                                     "--query works on it as it is.")
     for note in notes:
         warnings.warn(note, stacklevel=2)
     encoded = encode_candidates(candidates, device)

@@ -64,7 +64,10 @@ def content_hash(path: Path, memo_dir: Path | None = None) -> str:
         _hash_file(p, h)
     digest = h.hexdigest()
     if memo is not None:
-        atomic_write_text(memo, digest)
+        try:
+            atomic_write_text(memo, digest)
+        except OSError:   # a read-only cache only costs re-hashing next time
+            pass
     return digest
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,3 +81,20 @@ def result_rows(trial_dir: Path) -> list[dict]:
             except ValueError:
                 pass
     return rows
+
+
+def mount_tmpfs(point: Path, size_mib: int) -> str | None:
+    """Mount a tmpfs of ``size_mib`` at ``point`` (an existing folder); None on success, else why not (the
+    caller skips: mounting needs root on Linux)."""
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(point)],
+                          capture_output=True, text=True)
+    return None if proc.returncode == 0 else (proc.stderr.strip() or "mount failed")
+
+
+def remount_read_only(point: Path) -> str | None:
+    proc = subprocess.run(["mount", "-o", "remount,ro", str(point)], capture_output=True, text=True)
+    return None if proc.returncode == 0 else (proc.stderr.strip() or "remount failed")
+
+
+def unmount(point: Path) -> None:
+    subprocess.run(["umount", "-l", str(point)], capture_output=True)

@@ -14,7 +14,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from tests.faults.procs import PY, REPO, cleanup_env, subprocess_env, wait_for
+from tests.faults.procs import PY, REPO, cleanup_env, mount_tmpfs, subprocess_env, unmount, wait_for
 
 
 @pytest.fixture
@@ -22,11 +22,10 @@ def small_disk(tmp_path, request):
     def mount(size_mib: int) -> Path:
         point = tmp_path / f"disk{size_mib}"
         point.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(point)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'mount failed'}): needs root on Linux")
-        request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(point)], capture_output=True))
+        why = mount_tmpfs(point, size_mib)
+        if why:
+            pytest.skip(f"cannot mount a tmpfs here ({why}): needs root on Linux")
+        request.addfinalizer(lambda: unmount(point))
         return point
     return mount
 
