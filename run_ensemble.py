@@ -112,6 +112,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.target is None and not args.smoke_test:
         ap.error("give an EXPERIMENT_DIR (or a checkpoint dir with --query), or --smoke-test.")
+    if args.query is not None and not args.query.strip():
+        ap.error("--query: the text is empty; give the words to search for, e.g. --query 'a person waves'.")
+    if args.top < 1:
+        ap.error(f"--top {args.top}: must be >= 1 (how many motions to print).")
     args.weights = _weights(args.weights)
     return args
 

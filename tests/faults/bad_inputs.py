@@ -204,6 +204,10 @@ CASES: tuple[Case, ...] = (
          r"finished_run: already holds a run \(2 epoch\(s\), best val R@1 33\.30 at epoch 2\).*Fix: --resume .*--overwrite"),
     Case("train-out-is-a-file", "--out naming a plain file", "python -m core.train",
          ("--smoke-test", "--out", "{not_a_dir}"), r"--out .*a_file: is a file, not a folder\. Fix: pass a folder"),
+    Case("query-empty-text", "--query with an empty text", "run_ensemble.py", ("{empty_dir}", "--query", " "),
+         r"--query: the text is empty; give the words to search for"),
+    Case("query-top-zero", "--top 0", "run_ensemble.py", ("{empty_dir}", "--query", "walk", "--top", "0"),
+         r"--top 0: must be >= 1"),
     Case("results-not-an-experiment", "tables of a folder that is not an experiment", "python -m results",
          ("{empty_dir}",), r"empty_dir: not a Ray Tune experiment directory.*Fix: pass the folder"),
 )
