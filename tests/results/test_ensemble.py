@@ -159,7 +159,7 @@ def test_query_the_ensemble_and_a_single_checkpoint(experiment):
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] and scores[0] <= 3 * n   # Borda points
     assert all(h.caption for h in hits)
-    ckpt = manifest["members"][0]["checkpoint"]
+    ckpt = experiment / manifest["members"][0]["checkpoint"]   # stored relative to the experiment
     single = query(ckpt, rows[1][1], split="val", top=5)
     assert len(single) == 5 and all(-1 - 1e-6 <= h.score <= 1 + 1e-6 for h in single)
     with pytest.raises(ResultsError, match="checkpoint"):
