@@ -84,7 +84,7 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
         raise ResultsError("expected an experiment directory, got a file.", where=path, fix=fix)
 
     warnings: list[str] = []
-    state_file = _newest_state_file(path)
+    state_file = newest_state_file(path)
     state, session_start = _read_state(state_file, warnings) if state_file else ({}, None)
     dirs = _trial_dirs(path)
     if not state and not dirs and state_file is not None and not warnings:
@@ -131,7 +131,8 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
                          trials=[trials[k] for k in sorted(trials)], warnings=warnings)
 
 
-def _newest_state_file(path: Path) -> Path | None:
+def newest_state_file(path: Path) -> Path | None:
+    """The experiment_state-*.json a --resume continues from (None before Tune's first save)."""
     # The session timestamp in the name sorts chronologically; mtime breaks ties between copies.
     files = sorted(path.glob(STATE_GLOB), key=lambda p: (p.name, p.stat().st_mtime))
     return files[-1] if files else None

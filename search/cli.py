@@ -9,14 +9,7 @@ from core.data.errors import DataError
 from spaces import list_spaces
 
 from . import storage
-from .args import (
-    ArgsError,
-    SearchArgs,
-    build_parser,
-    check_resume_compatible,
-    given_flags,
-    resolve_args,
-)
+from .args import ArgsError, SearchArgs, build_parser, check_resume_compatible, given_flags, resolve_args
 
 
 def format_spaces() -> str:

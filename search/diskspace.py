@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from results.experiment_dir import newest_state_file
+
 from .args import ArgsError, SearchArgs
 
 MIB = 2**20
@@ -67,6 +69,11 @@ def check_free_space(args: SearchArgs, per_checkpoint: int) -> None:
             "Free space there, or choose another --storage.")
 
 
+def storage_nearly_full(args: SearchArgs, per_checkpoint: int) -> bool:
+    """Too little room left on a local --storage for one more checkpoint."""
+    return args.is_local_storage and free_bytes(args.experiment_path) < per_checkpoint
+
+
 def is_disk_full(args: SearchArgs, exc: BaseException, per_checkpoint: int) -> bool:
     """The failure came from a full --storage: ENOSPC in the chain, or too little room left for a checkpoint."""
     seen: BaseException | None = exc
@@ -74,18 +81,18 @@ def is_disk_full(args: SearchArgs, exc: BaseException, per_checkpoint: int) -> b
         if getattr(seen, "errno", None) == errno.ENOSPC or "No space left on device" in str(seen):
             return True
         seen = seen.__cause__ or seen.__context__
-    return args.is_local_storage and free_bytes(args.experiment_path) < per_checkpoint
+    return storage_nearly_full(args, per_checkpoint)
 
 
 def torn_experiment_state(experiment_path: str) -> Path | None:
     """The newest experiment_state-*.json when it does not parse (cut off by a full disk), else None."""
-    states = sorted(Path(experiment_path).glob("experiment_state-*.json"))
-    if not states:
+    state = newest_state_file(Path(experiment_path))
+    if state is None:
         return None
     try:
-        json.loads(states[-1].read_text())
+        json.loads(state.read_text())
     except (OSError, ValueError):
-        return states[-1]
+        return state
     return None
 
 

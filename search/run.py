@@ -11,17 +11,9 @@ from core.data.splits import MIN_DECISIVE_SPLIT
 
 from . import storage
 from .args import ArgsError, SearchArgs
-from .cluster import (  # joining a cluster + checks before any trial
-    check_cluster,
-    ensure_ray,
-)
-from .diskspace import (
-    check_free_space,
-    checkpoint_bytes,
-    disk_full_error,
-    is_disk_full,
-    torn_experiment_state,
-)
+from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
+from .diskspace import (check_free_space, checkpoint_bytes, disk_full_error, is_disk_full, storage_nearly_full,
+                        torn_experiment_state)
 from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
 from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
@@ -114,7 +106,7 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
                 if is_disk_full(args, exc, per_checkpoint):
                     raise disk_full_error(args, per_checkpoint) from None
                 raise
-            if grid.num_errors and is_disk_full(args, RuntimeError(), per_checkpoint):
+            if grid.num_errors and storage_nearly_full(args, per_checkpoint):   # trials failed writing
                 raise disk_full_error(args, per_checkpoint)
             outcome = summarize(args, grid, interrupted=was_interrupted(grid, args))
             trials = trials_from_grid(grid)
