@@ -23,6 +23,7 @@ from typing import Any
 
 import pickle
 import re
+import zipfile
 
 import numpy as np
 import torch
@@ -75,6 +76,16 @@ def save_checkpoint(directory: Path, state: dict[str, Any], flat_config: dict, e
                 np.savez(f, **embeddings)
         _atomic(directory / "embeddings.npz", write_npz)
     return directory
+
+
+def is_intact(directory: str | Path) -> bool:
+    """``checkpoint.pt`` is there and whole: torch writes a zip, so its CRCs are checked (nothing is unpickled)."""
+    path = Path(directory) / CHECKPOINT_FILE
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError):
+        return False
 
 
 def read_checkpoint(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -93,7 +93,8 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
                            fix="wait until the search has started its first trial, or continue a stopped one "
                                "with run_search.py --resume --name NAME.")
     if not state and not dirs:
-        nested = sorted(p.name for p in path.iterdir() if p.is_dir() and any(p.glob(STATE_GLOB)))
+        nested = sorted(p.name for p in path.iterdir()   # hidden: the search's own copy of Tune's state
+                        if p.is_dir() and not p.name.startswith(".") and any(p.glob(STATE_GLOB)))
         if nested:
             fix = f"this looks like a storage root; pass one of its experiments: {', '.join(nested[:10])}."
         raise ResultsError("not a Ray Tune experiment directory: found no experiment_state-*.json and no trial "

@@ -7,14 +7,12 @@ TPE may sample bigger ones, so it is a floor, not a promise. Cloud storage (s3:/
 from __future__ import annotations
 
 import errno
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from results.experiment_dir import newest_state_file
-
 from .args import ArgsError, SearchArgs
+from .tune_state import last_good_copy, torn_state_file
 
 MIB = 2**20
 BYTES_PER_PARAM = 12            # fp32 weights + AdamW exp_avg + exp_avg_sq
@@ -84,29 +82,21 @@ def is_disk_full(args: SearchArgs, exc: BaseException, per_checkpoint: int) -> b
     return storage_nearly_full(args, per_checkpoint)
 
 
-def torn_experiment_state(experiment_path: str) -> Path | None:
-    """The newest experiment_state-*.json when it does not parse (cut off by a full disk), else None."""
-    state = newest_state_file(Path(experiment_path))
-    if state is None:
-        return None
-    try:
-        json.loads(state.read_text())
-    except (OSError, ValueError):
-        return state
-    return None
-
-
 def disk_full_error(args: SearchArgs, per_checkpoint: int) -> DiskSpaceError:
     free = free_bytes(args.experiment_path) if args.is_local_storage else 0
     need = required_bytes(args, per_checkpoint) / MIB
     problem = (f"--storage {args.storage}: the disk is full ({free / MIB:.1f} MiB free): trials could not write "
                "their checkpoints.")
-    torn = torn_experiment_state(args.experiment_path) if args.is_local_storage else None
-    if torn is not None:   # Tune's own state was cut off too: a resume would silently start over
-        return DiskSpaceError(f"{problem} Tune's experiment state ({torn.name}) was cut off as well, so the search "
-                              "cannot be resumed; its finished trials stay readable (python -m results, "
-                              f"run_ensemble.py). Free at least {need:.0f} MiB and start a new --name.")
+    experiment = Path(args.experiment_path)
+    torn = torn_state_file(experiment) if args.is_local_storage else None
+    if torn is not None and last_good_copy(experiment) is None:   # nothing complete to continue from
+        return DiskSpaceError(f"{problem} Tune's experiment state ({torn.name}) was cut off before any complete "
+                              "copy of it was kept, so the search cannot be resumed; its finished trials stay "
+                              f"readable (python -m results, run_ensemble.py). Free at least {need:.0f} MiB and "
+                              "start a new --name.")
+    state = (f" (Tune's state file {torn.name} was cut off; --resume continues from its last complete copy)"
+             if torn is not None else "")
     return DiskSpaceError(
         f"{problem} Free at least {need:.0f} MiB there, then run `python run_search.py --resume --name "
         f"{args.name} --storage {args.storage}`: finished trials are kept and the failed ones restart from "
-        "their last checkpoint.")
+        f"their last checkpoint{state}.")

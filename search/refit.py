@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from results.refit import PLAN_FILE, REFIT_DIR, config_identity
@@ -23,6 +24,7 @@ from results.refit import PLAN_FILE, REFIT_DIR, config_identity
 from . import storage
 from .args import SearchArgs
 from .trial_config import METRIC
+from .tune_state import keeping_last_good_state, restore_last_good
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,16 @@ def run_refit(args: SearchArgs, trainable: Callable, trials: list[SearchTrial] |
           f"{len(runs) - len(needed)} run(s) reused from the search, {len(needed)} to train ===", flush=True)
     if not needed:
         return runs, None, False
+    if args.is_local_storage:
+        repaired = restore_last_good(Path(path))
+        if repaired:
+            print(f"refit: {repaired}", flush=True)
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = build_refit_tuner(args, trainable, runs, callbacks)
-    grid = tuner.fit()
+    with keeping_last_good_state(path):
+        grid = tuner.fit()
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
     return runs, grid, unfinished > 0 or len(grid) < len(needed)
 

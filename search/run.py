@@ -3,22 +3,24 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from core.data.splits import MIN_DECISIVE_SPLIT
 
 from . import storage
 from .args import ArgsError, SearchArgs
 from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
-from .diskspace import (check_free_space, checkpoint_bytes, disk_full_error, is_disk_full, storage_nearly_full,
-                        torn_experiment_state)
+from .diskspace import check_free_space, checkpoint_bytes, disk_full_error, is_disk_full, storage_nearly_full
 from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
 from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
 from .trainable import build_trainable
 from .trial_config import METRIC, preflight
+from .tune_state import keeping_last_good_state, last_good_copy, restore_last_good, torn_state_file
 from .tuner import build_tuner, restore_tuner
 
 
@@ -32,11 +34,11 @@ def check_experiment_location(args: SearchArgs) -> None:
             raise ArgsError(f"--resume: experiment {args.name!r} at {path} has no Tune state to continue "
                             "(no experiment_state-*.json: its driver stopped before Tune saved any). "
                             f"Fix: delete {path} and start it again without --resume, or use another --name.")
-        torn = torn_experiment_state(path) if args.is_local_storage else None
-        if torn is not None:   # Tune would log the error and silently start the search over
-            raise ArgsError(f"--resume: {torn} is cut off (not valid JSON; a full disk or a killed copy), so Tune "
-                            "cannot continue this search. Its finished trials stay readable (python -m results, "
-                            "run_ensemble.py). Fix: start a new --name.")
+        torn = torn_state_file(Path(path)) if args.is_local_storage else None
+        if torn is not None and last_good_copy(Path(path)) is None:   # Tune would silently start over
+            raise ArgsError(f"--resume: {torn} is cut off (a full disk or a killed copy) and no complete copy of "
+                            "Tune's state was kept, so Tune cannot continue this search. Its finished trials stay "
+                            "readable (python -m results, run_ensemble.py). Fix: start a new --name.")
     elif storage.exists(storage.join(path, storage.ARGS_FILE)) or tune.Tuner.can_restore(path):
         raise ArgsError(f"--name {args.name}: an experiment already exists at {path}. Continue it "
                         "with --resume, or choose another --name.")
@@ -74,6 +76,10 @@ def run(args: SearchArgs) -> SearchOutcome:
         check_experiment_location(args)
     with experiment_lock(args):
         if finished is None:
+            if args.resume and args.is_local_storage:
+                repaired = restore_last_good(Path(args.experiment_path))
+                if repaired:
+                    print(f"--resume: {repaired}", flush=True)
             check_experiment_location(args)   # again: a driver that held the lock until now may have started it
         return run_locked(args, finished, base, param_columns)
 
@@ -100,12 +106,8 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
         trainable = build_trainable(args, shared)
         del shared  # the object store holds it now
         if finished is None:
-            try:
+            with disk_full_named(args, per_checkpoint), keeping_last_good_state(args.experiment_path):
                 grid = fit_search(args, trainable, base, param_columns)
-            except Exception as exc:   # Tune itself trips over files a full disk left empty (error.pkl)
-                if is_disk_full(args, exc, per_checkpoint):
-                    raise disk_full_error(args, per_checkpoint) from None
-                raise
             if grid.num_errors and storage_nearly_full(args, per_checkpoint):   # trials failed writing
                 raise disk_full_error(args, per_checkpoint)
             outcome = summarize(args, grid, interrupted=was_interrupted(grid, args))
@@ -114,7 +116,10 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
             outcome, trials = finished, trials_from_table(finished.results.trials) if finished.results else []
         outcome.seconds["search"] = time.perf_counter() - t0
         if not outcome.interrupted and args.refit_top_k > 0:
-            _, _, outcome.interrupted = run_refit(args, trainable, trials, wandb_callbacks(args, "refit"))
+            with disk_full_named(args, per_checkpoint):
+                _, refit_grid, outcome.interrupted = run_refit(args, trainable, trials, wandb_callbacks(args, "refit"))
+            if refit_grid is not None and refit_grid.num_errors and storage_nearly_full(args, per_checkpoint):
+                raise disk_full_error(args, per_checkpoint)
             outcome.seconds["refit"] = time.perf_counter() - t0 - outcome.seconds["search"]
     finally:
         if started:
@@ -124,6 +129,17 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
     if not outcome.interrupted:
         finish(args, outcome)
     return outcome
+
+
+@contextmanager
+def disk_full_named(args: SearchArgs, per_checkpoint: int) -> Iterator[None]:
+    """Tune itself trips over files a full disk left empty (error.pkl): say the disk is full instead."""
+    try:
+        yield
+    except Exception as exc:
+        if is_disk_full(args, exc, per_checkpoint):
+            raise disk_full_error(args, per_checkpoint) from None
+        raise
 
 
 def sigterm_stops_like_ctrl_c() -> None:

@@ -6,6 +6,7 @@ restored or retried trial continues at its next epoch instead of epoch 1.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from ray import tune
@@ -54,12 +55,30 @@ def train_trial(config: dict[str, Any], shared: Any = None) -> None:
             # Local storage: the stored folder itself; cloud: a temp download kept for the call.
             with checkpoint.as_directory() as checkpoint_dir:
                 core_train.train_retrieval(dict(config), reporter, shared=shared,
-                                           resume_from=checkpoint_dir)
+                                           resume_from=usable_checkpoint(checkpoint_dir))
     except Exception as e:
         if nonfinite is not None and isinstance(e, nonfinite):
             reporter.report_divergence(e)
             return
         raise
+
+
+def usable_checkpoint(directory: str) -> str:
+    """The checkpoint Tune restores from or, when it is cut off (a full disk) or gone (Tune deleted it after the
+    state that still names it was saved), the trial's newest whole one beside it. The trial then repeats the
+    epochs in between; results/ keeps the later report of a repeated epoch."""
+    from core.checkpoint import CheckpointError, is_intact
+
+    if is_intact(directory):
+        return directory
+    wanted = Path(directory)
+    for sibling in sorted(wanted.parent.glob("checkpoint_*"), reverse=True):
+        if sibling != wanted and is_intact(sibling):
+            print(f"checkpoint {wanted.name} is cut off or missing; continuing from {sibling.name}", flush=True)
+            return str(sibling)
+    raise CheckpointError(f"{wanted} is cut off or missing and the trial has no other whole checkpoint.",
+                          where=wanted.parent, fix="the trial cannot continue; start a new search (--name) "
+                          "or read its finished epochs with python -m results.")
 
 
 def trial_resources(args: SearchArgs) -> dict[str, float]:

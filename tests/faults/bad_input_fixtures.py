@@ -6,6 +6,7 @@ temp folder.  ``checkpoint`` is the exception: one real checkpoint trained once 
 from __future__ import annotations
 
 import json
+import pickle
 import socket
 from pathlib import Path
 from typing import Callable
@@ -226,6 +227,14 @@ def stored_search(root: Path) -> Path:
     return Path(args.storage)
 
 
+def stored_torn_state(root: Path) -> Path:
+    """Storage holding experiment 'stored' whose Tune state a full disk cut off, with no complete copy kept."""
+    storage = stored_search(root)
+    (storage / "stored" / "tuner.pkl").write_bytes(pickle.dumps({}))   # written whole when the search started
+    (storage / "stored" / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": [["{\\"trial_')
+    return storage
+
+
 def closed_port(root: Path) -> str:
     """A loopback port nobody listens on (bound, then released)."""
     with socket.socket() as s:
@@ -255,6 +264,8 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "no_checkpoints": ("experiment with one ERROR trial that never reported an epoch", experiment_without_checkpoints),
     "two_trials": ("experiment with 2 TERMINATED trials, each with a checkpoint", two_finished_trials),
     "stored": ("storage with experiment 'stored': search_args.json but no Tune state", stored_search),
+    "stored_torn_state": ("storage with experiment 'stored' whose experiment_state-*.json is cut off, no copy kept",
+                          stored_torn_state),
     "closed_port": ("a free loopback port (nothing listens)", closed_port),
     "code_checkpoint": ("checkpoint folder whose checkpoint.pt runs code when unpickled", code_checkpoint),
     "torn_checkpoint": ("checkpoint folder whose checkpoint.pt is cut in half", torn_checkpoint),

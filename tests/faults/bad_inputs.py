@@ -114,6 +114,9 @@ CASES: tuple[Case, ...] = (
     Case("resume-before-any-state", "--resume of an experiment whose driver died before Tune saved anything",
          "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored}"),
          r"--resume: .*stored.* has no Tune state to continue.*delete .*stored"),
+    Case("resume-torn-state-no-copy", "--resume of an experiment whose Tune state a full disk cut off, no copy kept",
+         "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored_torn_state}"),
+         r"--resume: .*experiment_state-.*\.json is cut off .*no complete copy.*Fix: start a new --name"),
     # python -m core.data: one DataError per bad dataset, naming the file
     Case("unknown-format", "--format that no loader has", "python -m core.data",
          ("--data", "{empty_dir}", "--format", "xyz", "--cache-dir", "{tmp}/cache"),

@@ -1,11 +1,12 @@
 """A full --storage disk: refused up front when the search cannot fit; named as such (with what to free and
-whether --resume can continue) when it fills up mid-search; nothing left half-written by the refusal.
+--resume continues the same search after space is freed, even when the fill cut Tune's own state off) when it fills up mid-search; nothing left half-written by the refusal.
 
 Uses a small tmpfs mounted by the test (root on Linux); skips, saying why, where mounting is not allowed.
 """
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import subprocess
 import time
@@ -15,6 +16,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
+from search.tune_state import LAST_GOOD_DIR
 from tests.faults.procs import PY, REPO, cleanup_env, mount_tmpfs, subprocess_env, unmount, wait_for
 
 
@@ -53,14 +55,15 @@ def test_a_search_that_cannot_fit_is_refused_before_ray_starts(small_disk):
     assert list(disk.iterdir()) == []   # nothing written
 
 
-def test_a_disk_that_fills_mid_search_is_named_and_resume_never_starts_over_silently(small_disk):
+def test_a_disk_that_fills_mid_search_is_named_and_resume_continues_the_same_search(small_disk):
     disk = small_disk(100)
+    exp = disk / "fills"
     env = subprocess_env()
     try:
         driver = psutil.Popen(search(disk, "fills", *SMOKE, "--max-failures", "0"), cwd=REPO, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: list(disk.glob("fills/trial_*/checkpoint_000000")), 180, "the first checkpoint",
-                 alive=driver)
+        wait_for(lambda: list(exp.glob("trial_*/checkpoint_000000")) and (exp / LAST_GOOD_DIR).is_dir(), 180,
+                 "the first checkpoint and a kept copy of Tune's state", alive=driver)
         try:   # something else fills the disk (the driver writes too: it may fill up first, which is the point)
             with open(disk / "filler", "wb") as fh:
                 fh.write(b"\0" * (shutil.disk_usage(disk).free - 256 * 1024))
@@ -70,17 +73,24 @@ def test_a_disk_that_fills_mid_search_is_named_and_resume_never_starts_over_sile
         out, err = driver.communicate(timeout=300)
         errors = [line for line in err.splitlines() if "run_search.py: error:" in line]
         assert driver.returncode == 2 and len(errors) == 1, (out[-2000:], err[-3000:])
-        assert "the disk is full" in errors[0] and "Free at least" in errors[0]
+        assert "the disk is full" in errors[0] and "Free at least" in errors[0] and "--resume" in errors[0]
+        kept = json.loads(next((exp / LAST_GOOD_DIR).glob("experiment_state-*.json")).read_text())
+        before = {json.loads(state)["trial_id"]: json.loads(state)["config"] for state, _ in kept["trial_data"]}
+        assert before   # the copy was taken after the first trial had started
 
         (disk / "filler").unlink()
-        time.sleep(0.5)
+        # Tear Tune's newest state the way a full disk does (the race above does not always reach it).
+        state = max(exp.glob("experiment_state-*.json"))
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
         resumed = subprocess.run(search(disk, "fills", "--resume"), cwd=REPO, env=env, capture_output=True,
                                  text=True, timeout=300)
     finally:
         cleanup_env(env)
-    if "cannot be resumed" in errors[0]:   # Tune's own state was cut off: --resume says so, exit 2
-        assert resumed.returncode == 2 and "is cut off" in resumed.stderr and "Fix: start a new --name" in resumed.stderr
-    else:                                  # the state survived: the same search continues, every trial kept
-        assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
-        trials = pq.read_table(disk / "fills" / "trials.parquet").to_pylist()
-        assert len([t for t in trials if t["in_experiment_state"]]) == 4
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    assert "continuing from the last complete copy of Tune's state" in resumed.stdout
+    assert list((exp / ".torn_state").glob("*/" + state.name))   # the cut-off file is kept aside, not deleted
+    trials = {t["trial_id"]: t for t in pq.read_table(exp / "trials.parquet").to_pylist() if t["in_experiment_state"]}
+    assert len(trials) == 4 and all(t["status"] == "TERMINATED" for t in trials.values()), trials
+    for trial_id, config in before.items():   # the same search: every trial Tune knew of is kept, config and all
+        assert trial_id in trials, (trial_id, sorted(trials))
+        assert json.loads((exp / f"trial_{trial_id}" / "params.json").read_text()) == config

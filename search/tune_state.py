@@ -1,0 +1,188 @@
+"""Tune's experiment-level state files, and a last complete copy of them that a full disk cannot tear.
+
+Ray internals live here: the names of the files Tune (2.50-2.60, checked by ``check_ray_version``) writes at
+the top of an experiment folder and reads back on ``Tuner.restore`` (the newest of each kind wins):
+  experiment_state-<session>.json   trials, their statuses and checkpoints (JSON)
+  search_gen_state-<session>.json   the search wrapper (a cloudpickle despite the suffix)
+  searcher-state-<session>.pkl      the Optuna study inside the searcher (cloudpickle)
+Tune copies them from the driver's staging folder onto --storage without a temp file, so a disk that fills
+mid-copy leaves them cut off, and a restore from a cut-off state starts the search over. ``LastGoodState``
+keeps, beside them in ``.last_good_state/``, the newest set that was complete; ``restore_last_good`` puts it
+back before ``--resume``. Completeness is checked without running anything: JSON is parsed, and a pickle's
+opcodes are walked to its STOP (``pickletools``) but never executed.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import pickletools
+import shutil
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+from results.atomic import atomic_path
+
+STATE_PATTERNS = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl")
+LAST_GOOD_DIR = ".last_good_state"
+TORN_DIR = ".torn_state"
+TESTED_RAY = ((2, 50), (2, 60))   # inclusive (major, minor) range whose state layout this module knows
+
+
+def check_ray_version(version: str | None = None) -> bool:
+    """False (and one warning) for a Ray outside the tested range: its state files may be named differently."""
+    if version is None:
+        import ray
+        version = ray.__version__
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        major_minor = (0, 0)
+    low, high = TESTED_RAY
+    if low <= major_minor <= high:
+        return True
+    warnings.warn(f"Ray {version} is outside the tested range {low[0]}.{low[1]}-{high[0]}.{high[1]}: the copy of "
+                  "Tune's experiment state that lets --resume survive a full disk may not find its files.",
+                  stacklevel=2)
+    return False
+
+
+def newest_state_files(experiment: Path) -> list[Path]:
+    """The newest file of each kind (what a restore reads); kinds Tune has not written yet are left out."""
+    newest = []
+    for pattern in STATE_PATTERNS:
+        # The session timestamp in the name sorts chronologically, as Tune's own max(glob) does.
+        files = sorted(experiment.glob(pattern), key=lambda p: (p.name, p.stat().st_mtime))
+        if files:
+            newest.append(files[-1])
+    return newest
+
+
+def is_complete(name: str, data: bytes) -> bool:
+    """JSON that parses, or a pickle whose opcode stream reaches STOP (walked, never unpickled)."""
+    try:
+        if name.startswith("experiment_state-"):
+            json.loads(data)
+        else:
+            for _ in pickletools.genops(io.BytesIO(data)):
+                pass
+    except Exception:   # any parse failure means cut off or not Tune's file
+        return False
+    return bool(data)
+
+
+def torn_state_file(experiment: Path) -> Path | None:
+    """The first of the newest state files that is cut off (or unreadable), else None."""
+    for path in newest_state_files(experiment):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return path
+        if not is_complete(path.name, data):
+            return path
+    return None
+
+
+def _read_stable(files: list[Path]) -> dict[str, bytes] | None:
+    """Their bytes, when none changed while being read (Tune's copy may be in flight), else None."""
+    try:
+        before = [(p.stat().st_mtime_ns, p.stat().st_size) for p in files]
+        data = {p.name: p.read_bytes() for p in files}
+        after = [(p.stat().st_mtime_ns, p.stat().st_size) for p in files]
+    except OSError:
+        return None
+    return data if before == after else None
+
+
+def snapshot(experiment: Path) -> bool:
+    """Copy the newest complete state set into .last_good_state/ (swapped in whole); False when there is
+    nothing complete to copy or the disk refused the copy (the previous copy is then kept)."""
+    files = newest_state_files(experiment)
+    if not any(p.name.startswith("experiment_state-") for p in files):
+        return False
+    data = _read_stable(files)
+    if data is None or not all(is_complete(name, raw) for name, raw in data.items()):
+        return False
+    target = experiment / LAST_GOOD_DIR
+    if target.is_dir() and {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == data:
+        return True   # unchanged since the last copy
+    staging = experiment / f"{LAST_GOOD_DIR}.new"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for name, raw in data.items():
+            (staging / name).write_bytes(raw)
+        old = experiment / f"{LAST_GOOD_DIR}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)   # between the two renames a crash leaves .old: restore_last_good reads it
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError:   # a full disk: keep the copy we have
+        shutil.rmtree(staging, ignore_errors=True)
+        return False
+    return True
+
+
+def last_good_copy(experiment: Path) -> Path | None:
+    """The kept complete state set (.last_good_state/, or .old left by a crash mid-swap), else None."""
+    for name in (LAST_GOOD_DIR, f"{LAST_GOOD_DIR}.old"):
+        folder = experiment / name
+        files = sorted(folder.glob("*")) if folder.is_dir() else []
+        if any(p.name.startswith("experiment_state-") for p in files) and all(
+                is_complete(p.name, p.read_bytes()) for p in files):
+            return folder
+    return None
+
+
+def restore_last_good(experiment: Path) -> str | None:
+    """When the newest state is cut off and a complete copy exists: move every state file aside into
+    .torn_state/ and put the copy in their place. Returns what was done (one line), or None when there was
+    nothing to repair or no copy to repair it with."""
+    torn = torn_state_file(experiment)
+    good = last_good_copy(experiment) if torn is not None else None
+    if good is None:
+        return None
+    aside = experiment / TORN_DIR / time.strftime("%Y%m%d-%H%M%S")
+    aside.mkdir(parents=True, exist_ok=True)
+    for pattern in STATE_PATTERNS:
+        for path in experiment.glob(pattern):
+            path.rename(aside / path.name)
+    for path in sorted(good.iterdir()):
+        with atomic_path(experiment / path.name) as tmp:
+            shutil.copyfile(path, tmp)
+    saved = time.strftime("%H:%M:%S", time.localtime(max(p.stat().st_mtime for p in good.iterdir())))
+    return (f"{torn.name} was cut off (a full disk?); continuing from the last complete copy of Tune's state, "
+            f"saved at {saved}. The cut-off files are kept in {aside}.")
+
+
+@contextlib.contextmanager
+def keeping_last_good_state(experiment_path: str, *, interval_s: float = 2.0) -> Iterator[None]:
+    """While a Tune experiment runs, snapshot its state every ``interval_s`` (and once at the end). Cloud
+    storage (a URI) writes whole objects, so there is nothing to keep there."""
+    if "://" in experiment_path:
+        yield
+        return
+    experiment = Path(experiment_path)
+    check_ray_version()
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            try:
+                snapshot(experiment)
+            except OSError:
+                pass   # the folder went away or is unreadable: the search itself will say so
+
+    thread = threading.Thread(target=loop, name="last-good-tune-state", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        with contextlib.suppress(OSError):
+            snapshot(experiment)
