@@ -5,12 +5,12 @@ and checked the way `ray up` / the KubeRay operator would read them, before anyt
     cfg.edit_markers()                              # lines still holding an `edit-me` value
 
 Launcher YAMLs go through Ray's own preparation and JSON-schema validation
-(ray.autoscaler._private.util.prepare_config / validate_config, what `ray up` runs first), so a key Ray
+(ray.autoscaler._private.util.prepare_config / validate_config via search/ray_internals.py, what `ray up`
+runs first), so a key Ray
 2.60 does not know, or a node type without resources, fails here instead of half-way through `ray up`.
 """
 from __future__ import annotations
 
-import copy
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,22 +98,14 @@ def check_launcher(data: dict[str, Any], path: Path) -> dict[str, Any]:
     if data["head_start_ray_commands"] == [] or data["worker_start_ray_commands"] == []:
         raise ClusterConfigError(f"{path}: head_start_ray_commands and worker_start_ray_commands must "
                                  "start Ray (`ray start --head ...` / `ray start --address=$RAY_HEAD_IP:6379`).")
-    import logging
+    from search.ray_internals import validate_launcher_config
 
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    util_logger = logging.getLogger("ray.autoscaler._private.util")
-    level = util_logger.level
-    util_logger.setLevel(logging.WARNING)  # its INFO notes on filled-in defaults are not for users here
     try:
-        prepared = prepare_config(copy.deepcopy(data))
-        validate_config(prepared)
+        prepared = validate_launcher_config(data)
     except Exception as e:  # jsonschema.ValidationError, ValueError, click's abort: all name the key
         problem = getattr(e, "message", None) or str(e)
         where = "/".join(str(p) for p in getattr(e, "absolute_path", ())) or "the config"
         raise ClusterConfigError(f"{path}: Ray's cluster launcher rejects {where}: {problem}") from None
-    finally:
-        util_logger.setLevel(level)
     return prepared
 
 

@@ -68,7 +68,7 @@ def equivalence_views(captions: list[str], groups: list | None, runtime: Runtime
 def evaluate_split(text: np.ndarray, motion: np.ndarray, captions: list[str], groups: list | None,
                    runtime: RuntimeConfig) -> ProtocolResult:
     """All reported retrieval metrics (with 95 % CIs) of one split + the diagnostics, and the per-query
-    credit of the compared metrics (see core/protocols.py; key list in core/train.py)."""
+    credit of the compared metrics (see core/protocols.py; key list in core/train/__init__.py)."""
     sim = similarity_matrix(text, motion)
     result = evaluate_protocols([sim], identity, protocol_settings(runtime),
                                 **equivalence_views(captions, groups, runtime))

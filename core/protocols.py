@@ -15,7 +15,7 @@ The combiner hook: ``combiner(list of member sub-matrices) -> scores`` is applie
 protocol's candidate set (a Borda rank among 32 candidates differs from one among the split), exactly
 as a deployed ensemble would rank a given gallery; ``identity`` scores a single model.
 
-``evaluate_protocols`` returns the metric dict every trial reports (see core/train.py for the keys)
+``evaluate_protocols`` returns the metric dict every trial reports (see core/train/__init__.py for the keys)
 and the per-query credit (``core.bootstrap.QueryCredit``) of the compared metrics, from which the
 ``<key>_lo`` / ``<key>_hi`` 95 % bootstrap bounds are added.
 """

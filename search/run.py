@@ -17,6 +17,7 @@ from .cluster import check_cluster, ensure_ray  # joining a cluster + checks bef
 from .diskspace import check_free_space, checkpoint_bytes, disk_full_error, is_disk_full, storage_nearly_full
 from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
+from .ray_internals import use_legacy_progress_reporter
 from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
 from .trainable import build_trainable
 from .trial_config import METRIC, preflight
@@ -87,7 +88,7 @@ def run(args: SearchArgs) -> SearchOutcome:
 def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str, Any],
                param_columns: list[str]) -> SearchOutcome:
     # The legacy reporter shows the columns we choose (R@1, wR, sampled params) and the best trial.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    use_legacy_progress_reporter()
     # Tune warns when short epochs checkpoint faster than every 5 s; that is expected here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 

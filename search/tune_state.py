@@ -1,10 +1,11 @@
 """Tune's experiment-level state files, and a last complete copy of them that a full disk cannot tear.
 
-Ray internals live here: the names of the files Tune (2.50-2.60, checked by ``check_ray_version``) writes at
-the top of an experiment folder and reads back on ``Tuner.restore`` (the newest of each kind wins):
+Tune writes these files at the top of an experiment folder and reads them back on ``Tuner.restore`` (the newest
+of each kind wins; their names come from search/ray_internals.py):
   experiment_state-<session>.json   trials, their statuses and checkpoints (JSON)
   search_gen_state-<session>.json   the search wrapper (a cloudpickle despite the suffix)
   searcher-state-<session>.pkl      the Optuna study inside the searcher (cloudpickle)
+  basic-variant-state-<session>.json  the refit's list of configs (cloudpickle)
 Tune copies them from the driver's staging folder onto --storage without a temp file, so a disk that fills
 mid-copy leaves them cut off, and a restore from a cut-off state starts the search over. ``LastGoodState``
 keeps, beside them in ``.last_good_state/``, the newest set that was complete; ``restore_last_good`` puts it
@@ -20,36 +21,15 @@ import pickletools
 import shutil
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Iterator
 
 from results.atomic import atomic_path
 
-STATE_PATTERNS = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl")
+from .ray_internals import TUNE_STATE_PATTERNS as STATE_PATTERNS, check_ray_version
+
 LAST_GOOD_DIR = ".last_good_state"
 TORN_DIR = ".torn_state"
-TESTED_RAY = ((2, 50), (2, 60))   # inclusive (major, minor) range whose state layout this module knows
-
-
-def check_ray_version(version: str | None = None) -> bool:
-    """False (and one warning) for a Ray outside the tested range: its state files may be named differently."""
-    if version is None:
-        import ray
-        version = ray.__version__
-    try:
-        major_minor = tuple(int(part) for part in version.split(".")[:2])
-    except ValueError:
-        major_minor = (0, 0)
-    low, high = TESTED_RAY
-    if low <= major_minor <= high:
-        return True
-    warnings.warn(f"Ray {version} is outside the tested range {low[0]}.{low[1]}-{high[0]}.{high[1]}: the copy of "
-                  "Tune's experiment state that lets --resume survive a full disk may not find its files.",
-                  stacklevel=2)
-    return False
-
-
 def newest_state_files(experiment: Path) -> list[Path]:
     """The newest file of each kind (what a restore reads); kinds Tune has not written yet are left out."""
     newest = []

@@ -15,9 +15,10 @@ from urllib.parse import urlparse
 
 # Ray's own callback (one W&B run per trial, fed from a queue by a logging actor); this module
 # is imported only once a search starts, so importing ray here costs nothing extra.
-from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+from ray.air.integrations.wandb import WandbLoggerCallback
 
 from .args import SearchArgs
+from .ray_internals import trials_with_logging_actors, wandb_logging_actor_base
 
 WANDB_SUBDIR = "wandb"   # wandb.init(dir=D) writes D/wandb/<offline-run-...>
 
@@ -52,7 +53,7 @@ def wandb_root(args: SearchArgs) -> str | None:
     return args.experiment_path if args.is_local_storage else None
 
 
-class TeardownLoggingActor(_WandbLoggingActor):
+class TeardownLoggingActor(wandb_logging_actor_base()):
     """Ray's per-trial W&B logging actor, plus an explicit shutdown of the W&B service.
 
     Without it the actor's exit races wandb's atexit hook and prints a "Connection lost"
@@ -72,7 +73,7 @@ class TrialWandbCallback(WandbLoggerCallback):
     def on_experiment_end(self, trials, **info):
         # After Ctrl+C, trials still running never get log_trial_end, so their logging actors
         # never see END and Ray would wait upload_timeout (30 min) for them: end them first.
-        for trial in list(self._trial_logging_actors):
+        for trial in trials_with_logging_actors(self):
             self._signal_logging_actor_stop(trial)
         super().on_experiment_end(trials, **info)
 

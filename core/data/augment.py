@@ -6,34 +6,11 @@ noise and time masking act on normalized features, in units of per-dimension std
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from ..config import AugmentConfig
+from .mirror_text import mirror_caption
 from .types import FeatureLayout
-
-_SWAPS = {
-    "left": "right", "right": "left", "lefthand": "righthand", "righthand": "lefthand",
-    "clockwise": "counterclockwise", "counterclockwise": "clockwise",
-    "anticlockwise": "clockwise", "counter-clockwise": "clockwise",
-}
-_WORD = re.compile(r"\b(counter-clockwise|counterclockwise|anticlockwise|clockwise|lefthand|righthand|left|right)\b",
-                   re.IGNORECASE)
-
-
-def _match_case(word: str, like: str) -> str:
-    if like.isupper():
-        return word.upper()
-    if like[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
-
-
-def mirror_caption(text: str) -> str:
-    """Swap left/right (and clockwise/counterclockwise) words, keeping capitalization."""
-    return _WORD.sub(lambda m: _match_case(_SWAPS[m.group(0).lower()], m.group(0)), text)
-
 
 def choose_window(length: int, max_frames: int, cfg: AugmentConfig | None, rng: np.random.Generator | None
                   ) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import DataError
+from .mirror_text import mirror_caption
 
 
 
@@ -127,8 +128,6 @@ class MotionCorpus:
 
     def all_texts(self, include_mirrored: bool = False) -> list[str]:
         """Every distinct caption (and its left/right mirror), in a stable order."""
-        from .augment import mirror_caption  # local: augment imports types
-
         seen: dict[str, None] = {}
         for caps in self.captions:
             for c in caps:

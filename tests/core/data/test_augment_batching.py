@@ -1,7 +1,8 @@
 import numpy as np
 
 from core.config import AugmentConfig
-from core.data.augment import choose_window, mirror_caption
+from core.data.augment import choose_window
+from core.data.mirror_text import mirror_caption
 from core.data.batching import BatchBuilder
 from core.data.build import build_corpus
 

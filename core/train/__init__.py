@@ -28,17 +28,17 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from .checkpoint import read_checkpoint, save_checkpoint
-from .config import ConfigError, TrainConfig
-from .device import pick_device
-from .data.batching import BatchBuilder
-from .bootstrap import credits_to_arrays
-from .evaluate import embed_split, evaluate_split, text_embeddings
-from .memory import release_free_heap
-from .precision import autocast, autocast_enabled
-from .losses import build_loss
-from .model import RetrievalModel
-from .shared import SharedInputs, prepare_shared
+from ..checkpoint import read_checkpoint, save_checkpoint
+from ..config import ConfigError, TrainConfig
+from ..device import pick_device
+from ..data.batching import BatchBuilder
+from ..bootstrap import credits_to_arrays
+from ..evaluate import embed_split, evaluate_split, text_embeddings
+from ..memory import release_free_heap
+from ..precision import autocast, autocast_enabled
+from ..losses import build_loss
+from ..model import RetrievalModel
+from ..shared import SharedInputs, prepare_shared
 
 Reporter = Callable[[dict, "str | None"], None]
 # Keys that may differ between a checkpoint and the config resuming it (they change nothing learned).
@@ -229,10 +229,3 @@ def train_retrieval(config: Mapping[str, Any], reporter: Reporter | None = None,
 
 __all__ = ["train_retrieval", "prepare_shared", "SharedInputs", "NonFiniteLossError", "Reporter"]
 
-
-if __name__ == "__main__":  # python -m core.train
-    import sys
-
-    from .train_cli import main
-
-    sys.exit(main())

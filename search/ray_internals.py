@@ -1,0 +1,84 @@
+"""Every use of Ray's private API, in one place, for the Ray range ``TESTED_RAY`` (pinned in pyproject.toml).
+
+A Ray upgrade that renames any of these breaks here and in tests/search/test_ray_internals.py, not across the
+project. What is used, and why no public API does it:
+- Tune's experiment-state file names (``TUNE_STATE_PATTERNS``): search/tune_state.py keeps a complete copy
+  of them so a full disk cannot make ``--resume`` start over; Tune has no API to list or verify them.
+- ``_WandbLoggingActor`` and ``WandbLoggerCallback._trial_logging_actors`` (``wandb_logging_actor_base``,
+  ``trials_with_logging_actors``): search/wandb_setup.py ends each trial's W&B run cleanly on Ctrl+C.
+- ``ray.autoscaler._private.util.prepare_config/validate_config`` (``validate_launcher_config``): what
+  `ray up` runs first, so cluster/ rejects a bad launcher YAML before any machine starts.
+- ``RAY_AIR_NEW_OUTPUT=0`` (``use_legacy_progress_reporter``): the new console output ignores CLIReporter's
+  columns (R@1, wR, sampled parameters).
+Nothing here imports Ray until a function is called.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import warnings
+from typing import Any
+
+TESTED_RAY = ((2, 50), (2, 60))   # inclusive (major, minor)
+# The runner (JSON), then the search algorithm: OptunaSearch in a ConcurrencyLimiter (the search) or
+# BasicVariantGenerator (the refit); the last three are cloudpickles whatever their suffix.
+TUNE_STATE_PATTERNS = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
+                       "basic-variant-state-*.json")
+
+
+def ray_version_supported(version: str | None = None) -> bool:
+    if version is None:
+        import ray
+        version = ray.__version__
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return TESTED_RAY[0] <= major_minor <= TESTED_RAY[1]
+
+
+def check_ray_version(version: str | None = None) -> bool:
+    """False and one warning for a Ray outside ``TESTED_RAY``: the internals below may have moved."""
+    if ray_version_supported(version):
+        return True
+    if version is None:
+        import ray
+        version = ray.__version__
+    (low_major, low_minor), (high_major, high_minor) = TESTED_RAY
+    warnings.warn(f"Ray {version} is outside the tested range {low_major}.{low_minor}-{high_major}.{high_minor} "
+                  "(search/ray_internals.py): W&B run teardown, cluster config checks and the copy of Tune's "
+                  "state that lets --resume survive a full disk may not work.", stacklevel=2)
+    return False
+
+
+def wandb_logging_actor_base() -> type:
+    """The per-trial W&B logging actor class that ``WandbLoggerCallback._logger_actor_cls`` instantiates."""
+    from ray.air.integrations.wandb import _WandbLoggingActor
+
+    return _WandbLoggingActor
+
+
+def trials_with_logging_actors(callback: Any) -> list:
+    """Trials whose W&B logging actor is still alive in a ``WandbLoggerCallback``."""
+    return list(callback._trial_logging_actors)
+
+
+def validate_launcher_config(data: dict[str, Any]) -> dict[str, Any]:
+    """The launcher config as `ray up` prepares it (defaults filled in); raises what Ray's validation raises."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    util_logger = logging.getLogger("ray.autoscaler._private.util")
+    level = util_logger.level
+    util_logger.setLevel(logging.WARNING)  # its INFO notes on filled-in defaults are not for users here
+    try:
+        prepared = prepare_config(copy.deepcopy(data))
+        validate_config(prepared)
+        return prepared
+    finally:
+        util_logger.setLevel(level)
+
+
+def use_legacy_progress_reporter() -> None:
+    """Tune's legacy console output, which shows the CLIReporter columns we choose."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -1,0 +1,55 @@
+"""search/ray_internals.py: the one place that touches Ray's private API. These tests fail loudly when the
+installed Ray is outside the tested range or has moved one of the internals the project uses."""
+from __future__ import annotations
+
+import warnings
+
+import ray
+import pytest
+
+from search import ray_internals
+
+
+def test_the_installed_ray_is_inside_the_tested_range():
+    assert ray_internals.ray_version_supported(), (
+        f"Ray {ray.__version__} is outside {ray_internals.TESTED_RAY}: check search/ray_internals.py against it, "
+        "then widen TESTED_RAY and the pin in pyproject.toml")
+    assert ray_internals.check_ray_version()
+
+
+@pytest.mark.parametrize("version", ["3.1.0", "2.49.9", "2.61.0", "nightly"])
+def test_an_untested_ray_version_is_named(version):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert not ray_internals.check_ray_version(version)
+    assert f"Ray {version} is outside the tested range 2.50-2.60" in str(caught[0].message)
+
+
+def test_the_wandb_internals_are_where_they_were():
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    base = ray_internals.wandb_logging_actor_base()
+    assert callable(getattr(base, "run")) and base.__name__ == "_WandbLoggingActor"
+    callback = WandbLoggerCallback(project="p", mode="offline")
+    assert ray_internals.trials_with_logging_actors(callback) == []
+
+
+def test_tunes_state_files_are_named_as_we_read_them(tmp_path):
+    """Tune's own constants for the files search/tune_state.py copies."""
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray.tune.search.search_generator import SearchGenerator
+    from ray.tune.search.searcher import Searcher
+
+    patterns = ray_internals.TUNE_STATE_PATTERNS
+    assert TuneController.CKPT_FILE_TMPL.format("*") in patterns
+    assert SearchGenerator.CKPT_FILE_TMPL.format("*") in patterns
+    assert Searcher.CKPT_FILE_TMPL.format("*") in patterns
+    assert BasicVariantGenerator.CKPT_FILE_TMPL.format("*") in patterns
+
+
+def test_the_launcher_validation_rejects_an_unknown_key():
+    with pytest.raises(Exception, match="bogus_key|Additional properties"):
+        ray_internals.validate_launcher_config({"cluster_name": "x", "provider": {"type": "local", "head_ip": "h",
+                                                                                   "worker_ips": []},
+                                                "bogus_key": 1})
