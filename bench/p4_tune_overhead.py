@@ -93,7 +93,7 @@ def run_tune(search_args, base, samples, shared) -> tuple[float, dict[str, Any]]
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from search.trainable import build_trainable
-    from search.tuner import build_run_config, trial_dirname, trial_name
+    from search.tuner import build_run_config, trial_name
 
     tuner = tune.Tuner(
         build_trainable(search_args, shared),
@@ -101,7 +101,7 @@ def run_tune(search_args, base, samples, shared) -> tuple[float, dict[str, Any]]
         tune_config=tune.TuneConfig(
             search_alg=BasicVariantGenerator(points_to_evaluate=[dict(s) for s in samples], max_concurrent=1),
             scheduler=FIFOScheduler(), num_samples=len(samples), max_concurrent_trials=1, reuse_actors=True,
-            trial_name_creator=trial_name, trial_dirname_creator=trial_dirname),
+            trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=build_run_config(search_args, callbacks=[], param_columns=list(samples[0])),
     )
     sampler = ProcessTreeSampler()   # the driver, Ray's daemons and the trial worker(s)

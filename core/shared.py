@@ -45,17 +45,15 @@ class SharedInputs:
         return self.frozen_features(sentence_embedding_config(text_cfg.text_max_tokens), progress)
 
 
-def prepare_shared(config: Mapping[str, Any], progress: bool = True,
-                   extra_text_configs: tuple[TextConfig, ...] = ()) -> SharedInputs:
+def prepare_shared(config: Mapping[str, Any], progress: bool = True) -> SharedInputs:
     """Load the corpus and precompute what the config's trials will need (validates the config first)."""
     cfg = TrainConfig.from_flat(config)
     cache_dir = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir()
     corpus = load_corpus(cfg.data.data, cfg.data.format, cache_dir)
     mean, std = corpus.mean_std("train")
     shared = SharedInputs(corpus, mean, std, cache_dir)
-    for text_cfg in (cfg.text, *extra_text_configs):
-        if text_cfg.text_mode == "frozen":
-            shared.frozen_features(text_cfg, progress)
+    if cfg.text.text_mode == "frozen":
+        shared.frozen_features(cfg.text, progress)
     if cfg.loss.filter_threshold > 0:
         shared.sentence_features(cfg.text, progress)
     return shared

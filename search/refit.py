@@ -117,7 +117,7 @@ def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from .tuner import build_progress_reporter, trial_dirname, trial_name
+    from .tuner import build_progress_reporter, trial_name
 
     configs = [r.config for r in to_train(runs)]
     return tune.Tuner(
@@ -126,7 +126,7 @@ def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun
         tune_config=tune.TuneConfig(
             search_alg=BasicVariantGenerator(points_to_evaluate=configs, max_concurrent=args.max_concurrent),
             num_samples=len(configs), reuse_actors=True,
-            trial_name_creator=trial_name, trial_dirname_creator=trial_dirname),
+            trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(
             name=REFIT_DIR, storage_path=args.experiment_path,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),   # the full-length model is the last one

@@ -23,12 +23,9 @@ PROGRESS_METRICS = {"epoch": "epoch", "recall_at_1": "R@1", "weighted_recall": "
                     "recall_at_5": "R@5", "medr": "MedR"}
 
 
-def trial_dirname(trial: Trial) -> str:
-    # The default name embeds the whole config: with ~45 flat keys it exceeds filesystem limits.
-    return f"trial_{trial.trial_id}"
-
-
 def trial_name(trial: Trial) -> str:
+    """Both the trial's name and its folder: Tune's default folder name embeds the whole config, and with ~45
+    flat keys it exceeds filesystem limits."""
     return f"trial_{trial.trial_id}"
 
 
@@ -86,7 +83,7 @@ def build_tuner(args: SearchArgs, trainable: Callable, *, base_config: dict[str,
             # A finished trial's worker (torch + core already imported) runs the next trial.
             reuse_actors=True,
             trial_name_creator=trial_name,
-            trial_dirname_creator=trial_dirname,
+            trial_dirname_creator=trial_name,
         ),
         run_config=build_run_config(args, callbacks=callbacks, param_columns=param_columns),
     )

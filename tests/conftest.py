@@ -14,17 +14,12 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 _session_cache = tempfile.mkdtemp(prefix="mrs-test-cache-")
 os.environ.setdefault("MOTION_SEARCH_CACHE", _session_cache)
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("WANDB_MODE", "offline")
+os.environ["WANDB_MODE"] = "offline"   # never "disabled" or "online" from the caller: tests read the offline runs
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

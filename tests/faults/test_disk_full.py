@@ -9,7 +9,6 @@ import errno
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import psutil

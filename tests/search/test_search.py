@@ -15,6 +15,7 @@ from search.args import SMOKE_OVERRIDES, SearchArgs, check_resume_compatible
 from spaces import get_space, sample_space
 
 from .drivers import interrupt_when
+from .wandb_records import history
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -169,11 +170,15 @@ def test_wandb_offline_writes_one_run_per_trial_and_a_summary(aligned_search):
     refit_ids = {t.trial_id for t in trials_of(str(refit))} if list(refit.glob("experiment_state-*")) else set()
     run_ids = {r.name.rsplit("-", 1)[-1] for r in runs}
     assert trial_ids | refit_ids <= run_ids and len(runs) == len(trial_ids) + len(refit_ids) + 1  # + the summary
-    for r in runs:
-        assert list(r.glob("run-*.wandb")), f"{r} has no run data"
+    by_id = {r.name.rsplit("-", 1)[-1]: r for r in runs}
+    for trial in [*trials_of(outcome.experiment_path), *(trials_of(str(refit)) if refit_ids else [])]:
+        # Every epoch the trial reported reaches its W&B run, with the same R@1.
+        logged = [row for row in history(next(by_id[trial.trial_id].glob("run-*.wandb"))) if "recall_at_1" in row]
+        reported = dict(zip(epochs_of(Path(trial.path)), history_of(trial.path, "recall_at_1")))
+        assert {row["epoch"]: row["recall_at_1"] for row in logged} == pytest.approx(reported), trial.trial_id
     summary = Path(outcome.wandb_summary_dir).parent
-    if (Path(outcome.experiment_path) / "plots" / "best_similarity.png").is_file():
-        assert list(summary.glob("files/media/images/best_similarity*.png"))
+    assert (Path(outcome.experiment_path) / "plots" / "best_similarity.png").is_file()
+    assert list(summary.glob("files/media/images/best_similarity*.png"))
 
 
 def test_scheduler_and_sampler_flags_pick_the_baselines(tmp_path):

@@ -1,6 +1,6 @@
 """Pose channels -> joint rotations and world positions (forward kinematics), vectorised over frames.
 
-Pipeline (``pose_batch`` for many people at once, ``pose_person`` for one):
+Pipeline (``pose_batch``, for many people at once):
   1. integrate the root: heading yaw from ``yaw_rate``, ground-plane position from the heading-frame
      velocities;
   2. gait: a phase advanced by the distance travelled (so steps match the speed, and walking
@@ -260,9 +260,3 @@ def pose_batch(clips: list[np.ndarray], bodies: list[Body], fps: float, yaw0s, s
     pos[:, :, 2] += xz[:, 1]
     return [(pos[:, a:b].transpose(1, 0, 2), rot[:, a:b].transpose(1, 0, 2, 3))
             for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def pose_person(ch: np.ndarray, body: Body, fps: float, yaw0: float = 0.0, start_xz=(0.0, 0.0),
-                phase0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """One person: channels (T, C) -> world joints (T, 22, 3) and layout rotations (T, 22, 3, 3)."""
-    return pose_batch([ch], [body], fps, [yaw0], [start_xz], [phase0])[0]

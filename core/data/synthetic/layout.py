@@ -93,12 +93,3 @@ def interaction_features(positions: np.ndarray, rotations: np.ndarray) -> np.nda
     per_person = np.concatenate([pos.reshape(T, NUM_PERSONS, POSITION_DIM),
                                  rot6d(rot).reshape(T, NUM_PERSONS, ROTATION_DIM)], axis=-1)
     return per_person.reshape(T, INTERACTION_DIM).astype(np.float32)
-
-
-def mirror_scene(positions: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Left/right mirror of raw joints (..., 22, 3) and rotations (..., 22, 3, 3): twins swapped,
-    x negated, R -> M R M."""
-    m = np.array([-1.0, 1.0, 1.0])
-    twins = list(skeleton.MIRROR_JOINTS)
-    rot = rotations[..., twins, :, :] * m[:, None] * m[None, :]
-    return skeleton.mirror_joints(positions), rot

@@ -163,9 +163,10 @@ def test_folder_splits_fps_and_interaction_layout(tmp_path):
     raw = load_raw(root, "folder", {})
     assert raw.splits == {"train": ["a", "b"], "val": ["c"]} and raw.fps == 30.0
     assert load_raw(root, "folder", {"fps": 25}).fps == 25.0
-    layout_mod = pytest.importorskip("core.data.synthetic.layout")
+    from core.data.synthetic.layout import INTERACTION396_LAYOUT
+
     root396 = make_folder(tmp_path / "f396", dim=396)
-    assert load_raw(root396, "folder", {}).layout == layout_mod.INTERACTION396_LAYOUT
+    assert load_raw(root396, "folder", {}).layout == INTERACTION396_LAYOUT
 
 
 def test_folder_bad_inputs(tmp_path):
