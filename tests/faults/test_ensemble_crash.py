@@ -18,7 +18,7 @@ import psutil
 import pytest
 import torch
 
-from run_ensemble import SMOKE_BASE, write_demo_experiment
+from results.demo_experiment import SMOKE_BASE, write_demo_experiment
 from tests.faults.procs import PY, REPO, cleanup_env, subprocess_env
 
 FILES = {"manifest.json", "metrics.json", "predictions_test.csv", "members_vs_ensemble.png"}

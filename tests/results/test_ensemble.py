@@ -14,7 +14,7 @@ from results.ensemble import build_ensemble, query
 from results.ensemble_members import search_candidates
 from results.ensemble_report import ENSEMBLE_DIR
 from results.errors import ResultsError
-from run_ensemble import write_demo_experiment
+from results.demo_experiment import write_demo_experiment
 
 BASE = {"data": "synthetic:n=300", "hidden_dim": 32, "latent_dim": 32, "num_layers": 1, "num_heads": 2,
         "batch_size": 32, "epochs": 2, "max_frames": 64, "num_threads": 1, "lr": 1e-3, "device": "cpu"}

@@ -1,0 +1,134 @@
+"""Ensemble of a search's models (refit runs or top trials): every fusion studied, the best kept only if it helps.
+
+    python run_ensemble.py EXPERIMENT_DIR                      # auto: refit members, every fusion reported
+    python run_ensemble.py EXPERIMENT_DIR --method rrf --weighting val --select all --members search --top-k 5
+    python run_ensemble.py EXPERIMENT_DIR --query "a person hands an object to another" [--split test]
+    python run_ensemble.py path/to/trial/checkpoint_000004 --query "a person waves"   # one model
+    python run_ensemble.py --smoke-test [DIR]   # trains 3 tiny members on synthetic data, builds, queries
+
+Builds ``EXPERIMENT_DIR/ensemble/`` (manifest.json, metrics.json, predictions_test.csv,
+members_vs_ensemble.png) and prints members and fusions on val and test with 95 % CIs and the paired
+gain over the best member.  With --method auto (the default) a fusion is kept only when its val gain
+is decided (paired CI above 0); otherwise the ensemble is the best member and it says so.
+run_search.py does the same automatically after a search (--ensemble-top-k, 0 = off).  Asking for
+more members than there are finished trials is an error here unless --allow-fewer.  Exit status:
+0 ok, 2 bad input.  See results/ensemble.py, results/fusion.py and core/ensemble.py (methods, ties).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .demo_experiment import SMOKE_BASE, SMOKE_DATA, SMOKE_MEMBERS, write_demo_experiment
+
+
+def _weights(values: Sequence[str] | None) -> list[float] | None:
+    if not values:
+        return None
+    parts = [p for v in values for p in v.replace(",", " ").split()]
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        print(f"run_ensemble.py: error: --weights {' '.join(values)}: expected numbers, one per member in rank "
+              "order (e.g. --weights 2 1 1).", file=sys.stderr)
+        raise SystemExit(2) from None   # exit status 2 = bad input, as for every other error
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from core.ensemble import METHODS
+    from results.ensemble import SELECTIONS
+    from results.ensemble_members import SOURCES
+    from results.fusion import WEIGHTINGS
+
+    ap = argparse.ArgumentParser(prog="run_ensemble.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("target", nargs="?", help="experiment dir (or, with --query, a checkpoint dir); "
+                                              "with --smoke-test: where to write the demo (default: a temp dir)")
+    ap.add_argument("--top-k", type=int, default=5,
+                    help="members: the top K search trials by val R@1, or the refit runs of its top K configs (default 5)")
+    ap.add_argument("--members", choices=SOURCES, default="auto",
+                    help="refit runs, search trials, or auto: refit when the experiment has one (default)")
+    ap.add_argument("--method", choices=("auto", *METHODS), default="auto",
+                    help="fusion to keep; with everything on auto: mean_sim, kept only if it beats the best member "
+                         "on val (default); every method is reported either way")
+    ap.add_argument("--weighting", choices=("auto", *WEIGHTINGS), default="auto",
+                    help="equal (auto), or proportional to each member's val R@1")
+    ap.add_argument("--select", choices=SELECTIONS, default="auto",
+                    help="greedy forward selection on val R@1 (auto), or all members")
+    ap.add_argument("--weights", nargs="+", help="one weight per member in rank order (replaces --weighting)")
+    ap.add_argument("--allow-fewer", action="store_true", help="use all finished trials when there are fewer than K")
+    ap.add_argument("--query", help="print the top motions for this text instead of building")
+    ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="--query candidates")
+    ap.add_argument("--top", type=int, default=10, help="--query: how many motions to print")
+    ap.add_argument("--device", default=None, help="cpu, cuda[:N] (default: CUDA when visible)")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--smoke-test", action="store_true",
+                    help=f"train {len(SMOKE_MEMBERS)} tiny members on {SMOKE_DATA!r}, build their ensemble, query it")
+    args = ap.parse_args(argv)
+    if args.target is None and not args.smoke_test:
+        ap.error("give an EXPERIMENT_DIR (or a checkpoint dir with --query), or --smoke-test.")
+    if args.query is not None and not args.query.strip():
+        ap.error("--query: the text is empty; give the words to search for, e.g. --query 'a person waves'.")
+    if args.top < 1:
+        ap.error(f"--top {args.top}: must be >= 1 (how many motions to print).")
+    args.weights = _weights(args.weights)
+    return args
+
+
+def print_hits(source: str, text: str, hits) -> None:
+    print(f"query: {text!r}  ({source})")
+    print(f"{'rank':>4}  {'score':>9}  {'motion id':<20} first caption")
+    for h in hits:
+        print(f"{h.rank:>4}  {h.score:9.4f}  {h.motion_id:<20} {h.caption}")
+
+
+def smoke_test(args: argparse.Namespace) -> int:
+    from results.ensemble import build_ensemble, query
+
+    out = Path(args.target) if args.target else Path(tempfile.mkdtemp(prefix="ensemble-smoke-"))
+    t0 = time.perf_counter()
+    write_demo_experiment(out, [{**SMOKE_BASE, **m} for m in SMOKE_MEMBERS])
+    print(f"trained {len(SMOKE_MEMBERS)} members in {time.perf_counter() - t0:.1f} s into {out}")
+    result = build_ensemble(out, top_k=len(SMOKE_MEMBERS), method=args.method, select=args.select,
+                            weighting=args.weighting, weights=args.weights, members=args.members,
+                            allow_fewer=False, device=args.device, quiet=args.quiet)
+    text = args.query or "a person walks forward"
+    print_hits(f"ensemble of {', '.join(result.selected)}", text, query(out, text, args.split, args.top, args.device))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from core.config import ConfigError
+    from core.data import DataError
+    from core.errors import write_failure
+    from core.inference import is_checkpoint_dir
+    from results.ensemble import build_ensemble, query
+    from results.errors import ResultsError
+
+    try:
+        if args.smoke_test:
+            return smoke_test(args)
+        if args.query is not None:
+            hits = query(args.target, args.query, args.split, args.top, args.device)
+            print_hits(str(args.target), args.query, hits)
+            return 0
+        if is_checkpoint_dir(args.target):
+            raise ResultsError("a checkpoint dir holds one model: it can be queried (--query TEXT) but not "
+                               "ensembled.", where=args.target, fix="pass the experiment dir to build an ensemble.")
+        build_ensemble(args.target, top_k=args.top_k, method=args.method, select=args.select, quiet=args.quiet,
+                       weighting=args.weighting, weights=args.weights, members=args.members,
+                       allow_fewer=args.allow_fewer, device=args.device)
+        return 0
+    except (ResultsError, ConfigError, DataError, ValueError, FileNotFoundError) as e:
+        print(f"run_ensemble.py: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if write_failure(e) is None:
+            raise
+        print(f"run_ensemble.py: error: {write_failure(e)}", file=sys.stderr)
+        return 2
