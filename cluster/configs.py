@@ -69,7 +69,10 @@ def load_config(path: str | Path) -> ClusterConfig:
         raise ClusterConfigError(f"{path}: no such config file. The shipped ones are in {CONFIG_DIR} "
                                  f"({shipped}); copy one and edit it.")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ClusterConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}). Fix: re-save it as "
+                                 "UTF-8.") from None
     except yaml.YAMLError as e:
         raise ClusterConfigError(f"{path}: not valid YAML ({e}). Fix the indentation/quoting there.") from None
     if not isinstance(data, dict):
@@ -144,12 +147,15 @@ def check_rayjob(data: dict[str, Any], path: Path) -> None:
     if not head.get("image"):
         raise ClusterConfigError(f"{path}: the head container has no image.")
     groups = _get(data, "spec.rayClusterSpec.workerGroupSpecs", path)
+    if not isinstance(groups, list):
+        raise ClusterConfigError(f"{path}: spec.rayClusterSpec.workerGroupSpecs must be a list of groups "
+                                 f"(`- groupName: ...`), not a {type(groups).__name__}.")
     for i, group in enumerate(groups):
         where = f"spec.rayClusterSpec.workerGroupSpecs.{i}"
         _get(data, f"{where}.groupName", path)
         container = _get(data, f"{where}.template.spec.containers.0", path)
         lo, hi = group.get("minReplicas", 0), group.get("maxReplicas", 0)
-        if not 0 <= lo <= hi:
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (lo, hi)) or not 0 <= lo <= hi:
             raise ClusterConfigError(f"{path}: {where}: minReplicas {lo} / maxReplicas {hi}: need 0 <= min <= max.")
         if not container.get("image"):
             raise ClusterConfigError(f"{path}: {where}: the worker container has no image.")
@@ -157,7 +163,15 @@ def check_rayjob(data: dict[str, Any], path: Path) -> None:
 
 def search_args(data: dict[str, Any], path: Path) -> list[str]:
     """The run_search.py flags of a RayJob's entrypoint (`python .../run_search.py FLAGS...`)."""
-    words = shlex.split(str(data["spec"]["entrypoint"]))
+    entrypoint = data["spec"]["entrypoint"]
+    if not isinstance(entrypoint, str):
+        raise ClusterConfigError(f"{path}: spec.entrypoint must be one command string (KubeRay runs it in a "
+                                 f"shell), not a {type(entrypoint).__name__}.")
+    try:
+        words = shlex.split(entrypoint)
+    except ValueError as e:   # "No closing quotation"
+        raise ClusterConfigError(f"{path}: spec.entrypoint cannot be split into words ({e}). Fix its "
+                                 "quoting.") from None
     for i, word in enumerate(words):
         if word.endswith("run_search.py"):
             return words[i + 1:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -148,6 +149,7 @@ class OptimConfig:
         _check(isinstance(self.epochs, int) and 1 <= self.epochs <= 10_000, "epochs", self.epochs, "1..10000")
         _check(0 <= self.warmup_frac < 1, "warmup_frac", self.warmup_frac, "[0, 1)")
         _check(self.grad_clip > 0, "grad_clip", self.grad_clip, "a number > 0")
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed", self.seed, "an int in [0, 2**32)")
         _check(isinstance(self.patience, int) and self.patience >= 0, "patience", self.patience, "an int >= 0")
 
 
@@ -245,7 +247,12 @@ class TrainConfig:
 
     def validate(self) -> None:
         for sec in SECTIONS:
-            getattr(self, sec).validate()
+            section = getattr(self, sec)
+            for f in fields(section):   # one rule for every number: inf/nan pass `v >= 0` checks
+                value = getattr(section, f.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ConfigError(f"config key {f.name!r} = {value!r} is invalid: expected a finite number.")
+            section.validate()
         if self.loss.loss == "temos" and not self.model.vae:
             raise ConfigError("config key 'loss' = 'temos' needs the VAE head: set vae=true.")
         if self.model.motion_encoder == "gru" and self.model.motion_pooling == "token":

@@ -13,4 +13,8 @@ def pick_device(device: str | torch.device | None) -> torch.device:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {str(device)!r} but no CUDA device is visible to this process. "
                           "Fix: use device auto or cpu, or run where a GPU is visible.")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:   # torch's "Invalid device string"
+        raise ConfigError(f"device {str(device)!r} is not a torch device. Fix: use auto, cpu, cuda or cuda:N.") \
+            from None

@@ -13,6 +13,7 @@ Normalization always uses the checkpoint's own train-split mean/std, as during t
 from __future__ import annotations
 
 import warnings
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -148,7 +149,7 @@ def stored_split_embeddings(loaded: LoadedModel, data: SharedInputs, split: str)
                 return None
             text, motion = np.asarray(stored["text"], np.float32), np.asarray(stored["motion"], np.float32)
             captions = [str(x) for x in stored["captions"]]
-    except (KeyError, ValueError, OSError):
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):   # cut off or damaged: encode again
         return None
     return SplitEmbeddings(split=split, text=text, motion=motion, ids=ids, captions=captions,
                            groups=[corpus.groups[i] for i in indices])

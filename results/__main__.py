@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("experiment_dir", help="the folder Ray Tune wrote for one search: <storage_path>/<name>")
     parser.add_argument("--top", type=int, default=10, help="leaderboard rows (default 10)")
     args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error(f"--top {args.top}: must be >= 1 (how many leaderboard rows to print).")
     try:
         write_results(args.experiment_dir, top=args.top)
         if has_refit(args.experiment_dir):   # the configs retrained over seeds, ranked by their mean

@@ -32,6 +32,7 @@ began) tells the two apart.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +188,10 @@ def _trial_id_of(trial_dir: Path, rows: list[dict[str, Any]]) -> str | None:
     return match.group(1) if match else None
 
 
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _read_rows(trial_dir: Path | None, warnings: list[str]) -> list[dict[str, Any]]:
     """result.json reports, one per epoch (a restored trial may repeat an epoch: the later report wins)."""
     if trial_dir is None or not (trial_dir / "result.json").is_file():
@@ -206,7 +211,8 @@ def _read_rows(trial_dir: Path | None, warnings: list[str]) -> list[dict[str, An
                 bad += 1
                 continue
             epoch = row.get("epoch", row.get("training_iteration"))
-            if isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
+            # NaN/Infinity parse as JSON floats: a damaged line, not an epoch or a score (a diverged trial reports 0)
+            if not _finite_number(epoch) or epoch < 1 or not _finite_number(row.get("recall_at_1", 0.0)):
                 bad += 1
                 continue
             row["epoch"] = int(epoch)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import socket
 import time
@@ -16,7 +17,7 @@ from typing import Any, Mapping, Sequence
 from core.config import ConfigError, TrainConfig, default_flat
 from spaces import SpaceError, get_space
 
-from .storage import StorageError, is_uri, join, resolve_storage
+from .storage import ARGS_FILE, StorageError, is_uri, join, resolve_storage
 
 DEFAULTS: dict[str, Any] = dict(
     space="aligned_loss", data=None, format=None, num_samples=6, max_epochs=3, grace_period=1,
@@ -36,6 +37,7 @@ SMOKE_OVERRIDES: dict[str, Any] = dict(
 SCHEDULERS = {"asha": "ASHA early stopping (default)", "fifo": "no early stopping: every trial trains --max-epochs"}
 SAMPLERS = {"tpe": "Optuna TPE, multivariate (default)", "random": "Optuna random sampling (a baseline)"}
 # Config keys that have their own flag: setting them via --set would silently fight the flag.
+MAX_NAME_BYTES = 200   # a folder name: filesystems allow 255 bytes, and Tune and W&B add their own suffixes
 FLAG_OWNED_KEYS = {"epochs": "--max-epochs", "data": "--data", "format": "--format", "seed": "--seed"}
 # Flags that may differ on --resume (they do not change what the stored experiment computes).
 RESUME_FREE_FLAGS = {"resume", "name", "storage", "address", "ensemble_top_k", "storage_shared"}
@@ -100,7 +102,17 @@ class SearchArgs:
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "SearchArgs":
+    def from_json(cls, data: Mapping[str, Any], where: str = ARGS_FILE) -> "SearchArgs":
+        """The stored search; ArgsError naming ``where`` when it is not what this version writes."""
+        if not isinstance(data, Mapping):
+            raise ArgsError(f"--resume: {where} holds {type(data).__name__}, not the search's flags. Fix: start a "
+                            "new --name (the experiment's trials stay readable with python -m results).")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown, missing = sorted(set(data) - known), sorted(f.name for f in dataclasses.fields(cls)
+                                                             if f.name not in data and f.default is dataclasses.MISSING)
+        if unknown or missing:
+            raise ArgsError(f"--resume: {where} was not written by this version (unknown keys {unknown}, missing "
+                            f"{missing}). Fix: resume it with the version that started it, or start a new --name.")
         data = dict(data)
         data["overrides"] = tuple(tuple(kv) for kv in data.get("overrides", ()))
         return cls(**data)
@@ -230,8 +242,9 @@ def validate(args: SearchArgs) -> None:
     need(1 <= args.grace_period <= args.max_epochs, "--grace-period",
          f"{args.grace_period} must be in [1, --max-epochs={args.max_epochs}] (ASHA cannot wait longer "
          "than a trial lasts); lower it or raise --max-epochs.")
-    need(args.reduction_factor > 1, "--reduction-factor",
-         f"{args.reduction_factor:g} must be > 1 (ASHA keeps 1/factor of the trials at each rung).")
+    need(math.isfinite(args.reduction_factor) and args.reduction_factor > 1, "--reduction-factor",
+         f"{args.reduction_factor:g} must be a finite number > 1 (ASHA keeps 1/factor of the trials at each rung).")
+    need(0 <= args.seed < 2**32, "--seed", f"{args.seed} must be in [0, 2**32).")
     need(args.scheduler in SCHEDULERS, "--scheduler", f"{args.scheduler!r}: expected one of {', '.join(SCHEDULERS)}.")
     need(args.sampler in SAMPLERS, "--sampler", f"{args.sampler!r}: expected one of {', '.join(SAMPLERS)}.")
     need(args.max_concurrent >= 1, "--max-concurrent", f"{args.max_concurrent} must be >= 1.")
@@ -246,6 +259,8 @@ def validate(args: SearchArgs) -> None:
          f"{args.gpus_per_trial:g}: fractions are allowed only below 1 (several trials share one GPU).")
     need(args.name not in ("", ".", "..") and "/" not in args.name and "\\" not in args.name, "--name",
          f"{args.name!r} must be a plain folder name (no '/').")
+    need(len(args.name.encode()) <= MAX_NAME_BYTES, "--name",
+         f"{len(args.name.encode())} bytes is too long for a folder name; use at most {MAX_NAME_BYTES}.")
     device = str(args.fixed_overrides.get("device", "auto"))
     need(not device.startswith("cuda") or args.gpus_per_trial > 0, "--set device",
          f"{device!r} with --gpus-per-trial 0: Ray hides every GPU from a trial that asks for none, so each trial "

@@ -35,7 +35,13 @@ def args_from_argv(argv: Sequence[str] | None = None) -> SearchArgs | None:
     if not storage.exists(args_file):
         raise ArgsError(f"--resume: no experiment {located.name!r} in {located.storage} "
                         f"({args_file} is missing). Check --name/--storage.")
-    stored = SearchArgs.from_json(storage.read_json(args_file))
+    try:
+        stored_json = storage.read_json(args_file)
+    except (ValueError, UnicodeDecodeError) as e:   # cut off or edited by hand
+        raise ArgsError(f"--resume: {args_file} is damaged ({type(e).__name__}: {str(e)[:120]}), so the search it "
+                        "describes is unknown. Fix: start a new --name (its trials stay readable with python -m "
+                        "results).") from None
+    stored = SearchArgs.from_json(stored_json, where=args_file)
     return check_resume_compatible(stored, given, storage=located.storage)
 
 

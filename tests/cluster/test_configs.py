@@ -197,3 +197,26 @@ def test_token_auth_configs_make_the_local_ray_cli_use_the_token(monkeypatch):
     assert cli.command_env(load_config(CONFIG_DIR / "aws.yaml"))["RAY_AUTH_MODE"] == "token"
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an explicit choice is kept
     assert cli.command_env(load_config(CONFIG_DIR / "aws.yaml"))["RAY_AUTH_MODE"] == "disabled"
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(minReplicas="two"), "minReplicas two"),
+    (lambda d: d["spec"].update(entrypoint="python run_search.py --name 'unclosed"), "cannot be split into words"),
+    (lambda d: d["spec"].update(entrypoint=["python", "run_search.py"]), "must be one command string"),
+    (lambda d: d["spec"]["rayClusterSpec"].update(
+        workerGroupSpecs=d["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]), "must be a list of groups"),
+])
+def test_malformed_rayjob_values_are_named(tmp_path, mutate, message):
+    data = raw(RAYJOB_CONFIG)
+    mutate(data)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ClusterConfigError, match=message):
+        load_config(path)
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes((CONFIG_DIR / "aws.yaml").read_bytes() + "# café\n".encode("latin-1"))
+    with pytest.raises(ClusterConfigError, match="not UTF-8 text .*re-save it as UTF-8"):
+        load_config(path)

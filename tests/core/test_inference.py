@@ -1,6 +1,8 @@
 """Loading a trained checkpoint and encoding splits/queries reproduces what training saw."""
 import shutil
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -59,6 +61,16 @@ def test_stored_val_embeddings_stand_in_for_encoding_only_when_they_are_that_spl
     other = open_data(load_checkpoint_model(directory, device="cpu").config.__class__.from_flat(
         {**loaded.flat_config, "data": "synthetic:n=300,val=0.3,test=0.1"}))
     assert stored_split_embeddings(loaded, other, "val") is None      # other motions in val: encode instead
+
+
+def test_cut_off_stored_embeddings_are_encoded_again(checkpoint, tmp_path):
+    import shutil
+
+    copy = Path(shutil.copytree(checkpoint[0], tmp_path / "ckpt"))
+    npz = copy / "embeddings.npz"
+    npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])   # a full disk or an interrupted copy
+    loaded = load_checkpoint_model(copy, device="cpu")
+    assert stored_split_embeddings(loaded, open_data(loaded.config), "val") is None
 
 
 def test_queries_match_split_text_embeddings_with_and_without_the_feature_cache(checkpoint):

@@ -235,6 +235,22 @@ def stored_torn_state(root: Path) -> Path:
     return storage
 
 
+def stored_damaged_args(root: Path) -> Path:
+    """Storage holding experiment 'stored' whose search_args.json was cut off."""
+    storage = stored_search(root)
+    args_file = storage / "stored" / "search_args.json"
+    args_file.write_text(args_file.read_text()[:40])
+    return storage
+
+
+def stored_future_args(root: Path) -> Path:
+    """Storage holding experiment 'stored' whose search_args.json has a key this version does not know."""
+    storage = stored_search(root)
+    args_file = storage / "stored" / "search_args.json"
+    args_file.write_text(json.dumps({**json.loads(args_file.read_text()), "future_flag": True}))
+    return storage
+
+
 def closed_port(root: Path) -> str:
     """A loopback port nobody listens on (bound, then released)."""
     with socket.socket() as s:
@@ -266,6 +282,10 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "stored": ("storage with experiment 'stored': search_args.json but no Tune state", stored_search),
     "stored_torn_state": ("storage with experiment 'stored' whose experiment_state-*.json is cut off, no copy kept",
                           stored_torn_state),
+    "stored_damaged_args": ("storage with experiment 'stored' whose search_args.json is cut off after 40 characters",
+                            stored_damaged_args),
+    "stored_future_args": ("storage with experiment 'stored' whose search_args.json has an extra key future_flag",
+                           stored_future_args),
     "closed_port": ("a free loopback port (nothing listens)", closed_port),
     "code_checkpoint": ("checkpoint folder whose checkpoint.pt runs code when unpickled", code_checkpoint),
     "torn_checkpoint": ("checkpoint folder whose checkpoint.pt is cut in half", torn_checkpoint),

@@ -233,7 +233,10 @@ def test_state_gaps_torn_lines_and_missing_checkpoints(experiment, rendered, tmp
     best_dir = Path(_by_quality(rendered.trials)[0.9]["trial_dir"].replace(str(experiment), str(copy)))
     # A driver killed mid-write leaves a torn last line; a resume can repeat an epoch (the later one wins).
     lines = (best_dir / "result.json").read_text().splitlines()
-    (best_dir / "result.json").write_text("\n".join(lines + [lines[-1], '{"epoch": 5, "recall_'] ) + "\n")
+    # NaN/Infinity are valid for Python's json but are damage here: an epoch or a score never is one.
+    damaged = [json.dumps({**json.loads(lines[-1]), "epoch": float("nan")}), '{"epoch": 9, "recall_at_1": NaN}',
+               '{"epoch": 9, "recall_at_1": "high"}', '{"epoch": Infinity, "recall_at_1": 1.0}']
+    (best_dir / "result.json").write_text("\n".join(lines + [lines[-1], *damaged, '{"epoch": 5, "recall_']) + "\n")
     # The newest checkpoint (epoch 4) is gone: the best one left on disk is epoch 3's.
     newest = max(best_dir.glob("checkpoint_*"))
     shutil.rmtree(newest)
@@ -251,7 +254,7 @@ def test_state_gaps_torn_lines_and_missing_checkpoints(experiment, rendered, tmp
     assert json.loads((res.best_checkpoint / "metrics.json").read_text())["epoch"] == 3
     assert rows[FAILING_QUALITY]["status"] == "ERROR" and not rows[FAILING_QUALITY]["in_experiment_state"]
     assert rows[FAILING_QUALITY]["error"].startswith("RuntimeError: loss became NaN")
-    assert any("unreadable line" in w for w in res.warnings)
+    assert any("skipped 5 unreadable line" in w for w in res.warnings), res.warnings
     assert any(failing_id in w and "not in" in w for w in res.warnings)
 
     # No checkpoint left at all: embedding plots are skipped and stale copies removed.
