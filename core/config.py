@@ -13,15 +13,11 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from .errors import ConfigError
 from .metrics import TIE_RULES
+from .registry import LOSSES, MOTION_ENCODERS
 
 
-class ConfigError(ValueError):
-    """A configuration key or value that cannot be used."""
-
-
-MOTION_ENCODERS = ("tmr", "transformer", "gru")
-LOSSES = ("infonce", "aligned", "temos", "ntxent")
 POOLINGS = ("mean", "cls")
 TEXT_MODES = ("frozen", "finetune")
 MOTION_POOLINGS = ("auto", "token", "mean", "attention")  # auto = the encoder's own
@@ -94,10 +90,14 @@ class ModelConfig:
     vae: bool = False            # VAE head (mu/logvar tokens); required by loss='temos'
 
     def validate(self) -> None:
-        _check(self.motion_encoder in MOTION_ENCODERS, "motion_encoder", self.motion_encoder,
-               f"one of {MOTION_ENCODERS}")
+        if self.motion_encoder not in MOTION_ENCODERS:
+            raise ConfigError(MOTION_ENCODERS.unknown(self.motion_encoder))
         _check(self.motion_pooling in MOTION_POOLINGS, "motion_pooling", self.motion_pooling,
                f"one of {MOTION_POOLINGS}")
+        poolings = MOTION_ENCODERS.trait(self.motion_encoder, "poolings")
+        if self.motion_pooling not in ("auto", *poolings):
+            raise ConfigError(f"config key 'motion_pooling' = {self.motion_pooling!r} is not available for "
+                              f"motion_encoder={self.motion_encoder!r}: it pools with {' or '.join(poolings)}.")
         _check(isinstance(self.latent_dim, int) and 8 <= self.latent_dim <= 4096, "latent_dim",
                self.latent_dim, "an int in [8, 4096]")
         _check(isinstance(self.hidden_dim, int) and 8 <= self.hidden_dim <= 4096, "hidden_dim",
@@ -122,7 +122,8 @@ class LossConfig:
     kl_weight: float = 1e-5         # temos: lambda_KL
 
     def validate(self) -> None:
-        _check(self.loss in LOSSES, "loss", self.loss, f"one of {LOSSES}")
+        if self.loss not in LOSSES:
+            raise ConfigError(LOSSES.unknown(self.loss))
         _check(0.001 <= self.temperature <= 10.0, "temperature", self.temperature, "a number in [0.001, 10]")
         _check(0.0 <= self.filter_threshold <= 1.0, "filter_threshold", self.filter_threshold, "[0, 1]")
         for key in ("mse_weight", "uniformity_weight", "kl_weight"):
@@ -253,11 +254,8 @@ class TrainConfig:
                 if isinstance(value, float) and not math.isfinite(value):
                     raise ConfigError(f"config key {f.name!r} = {value!r} is invalid: expected a finite number.")
             section.validate()
-        if self.loss.loss == "temos" and not self.model.vae:
-            raise ConfigError("config key 'loss' = 'temos' needs the VAE head: set vae=true.")
-        if self.model.motion_encoder == "gru" and self.model.motion_pooling == "token":
-            raise ConfigError("config key 'motion_pooling' = 'token' needs a transformer encoder; "
-                              "the GRU pools with 'mean' or 'attention'.")
+        if LOSSES.trait(self.loss.loss, "needs_vae") and not self.model.vae:
+            raise ConfigError(f"config key 'loss' = {self.loss.loss!r} needs the VAE head: set vae=true.")
 
     def to_flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

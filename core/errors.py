@@ -19,6 +19,10 @@ class ClearError(ValueError):
         super().__init__(msg)
 
 
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used (the message names the key, the value and what is allowed)."""
+
+
 def write_failure(e: OSError) -> str | None:
     """One line for an OSError from writing results (read-only, no permission, disk full), else None."""
     if e.errno not in WRITE_ERRNOS:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ConfigError, LossConfig
+from .registry import LOSSES
 
 
 def _full(x: torch.Tensor) -> torch.Tensor:
@@ -131,17 +132,12 @@ class RetrievalLoss:
                  temperature: float | torch.Tensor | None = None, sent_emb: torch.Tensor | None = None,
                  mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> dict:
         c = self.cfg
-        temp = c.temperature if temperature is None else temperature
-        common = dict(sent_emb=sent_emb, filter_threshold=c.filter_threshold)
-        if c.loss == "infonce":
-            return info_nce(text_emb, motion_emb, temp, **common)
-        if c.loss == "aligned":
-            return aligned_loss(text_emb, motion_emb, temp, c.mse_weight, c.uniformity_weight, **common)
-        if c.loss == "temos":
-            return temos_loss(text_emb, motion_emb, temp, c.kl_weight, mu, logvar, **common)
-        if c.loss == "ntxent":
-            return nt_xent(text_emb, motion_emb, temp, **common)
-        raise ConfigError(f"config key 'loss' = {c.loss!r} is invalid: expected infonce/aligned/temos/ntxent.")
+        loss = LOSSES.load(c.loss)   # registered in core/registry.py with the weights it reads
+        kwargs = {key: getattr(c, key) for key in LOSSES.trait(c.loss, "weights", ())}
+        if LOSSES.trait(c.loss, "needs_vae"):
+            kwargs.update(mu=mu, logvar=logvar)
+        return loss(text_emb, motion_emb, c.temperature if temperature is None else temperature,
+                    sent_emb=sent_emb, filter_threshold=c.filter_threshold, **kwargs)
 
 
 def build_loss(loss_cfg: LossConfig) -> RetrievalLoss:

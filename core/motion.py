@@ -30,19 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .config import ConfigError, ModelConfig
-
-NATURAL_POOLING = {"tmr": "token", "transformer": "mean", "gru": "attention"}
+from .config import ModelConfig
+from .registry import MOTION_ENCODERS
 
 
 def resolve_pooling(model_cfg: ModelConfig) -> str:
-    pooling = model_cfg.motion_pooling
-    if pooling == "auto":
-        return NATURAL_POOLING[model_cfg.motion_encoder]
-    if pooling == "token" and model_cfg.motion_encoder == "gru":
-        raise ConfigError("config key 'motion_pooling' = 'token' needs a transformer encoder; "
-                          "the GRU pools with 'mean' or 'attention'.")
-    return pooling
+    """'auto' -> the encoder's natural pooling (the first it registers); TrainConfig checked the others."""
+    if model_cfg.motion_pooling == "auto":
+        return MOTION_ENCODERS.trait(model_cfg.motion_encoder, "poolings")[0]
+    return model_cfg.motion_pooling
 
 
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -169,6 +165,8 @@ class _TransformerMotionEncoder(MotionEncoder):
 class TMREncoder(_TransformerMotionEncoder):
     norm_first, activation = True, "gelu"
 
+    def __init__(self, model_cfg: ModelConfig, motion_dim: int, max_len: int = 1024):
+        super().__init__(model_cfg, motion_dim)   # sinusoidal positions: any length
     def add_positions(self, frames, tokens):
         seq = frames if tokens is None else torch.cat([tokens, frames], dim=1)
         return seq + sinusoidal_positions(seq.shape[1], seq.shape[2], seq.device, seq.dtype)
@@ -193,8 +191,8 @@ class TransformerEncoder(_TransformerMotionEncoder):
 
 
 class GRUEncoder(MotionEncoder):
-    def __init__(self, model_cfg: ModelConfig, motion_dim: int):
-        super().__init__(model_cfg, motion_dim)
+    def __init__(self, model_cfg: ModelConfig, motion_dim: int, max_len: int = 1024):
+        super().__init__(model_cfg, motion_dim)   # recurrent: any length
         h = model_cfg.hidden_dim
         self.gru = nn.GRU(h, h, num_layers=model_cfg.num_layers, batch_first=True, bidirectional=True,
                           dropout=model_cfg.dropout if model_cfg.num_layers > 1 else 0.0)
@@ -214,12 +212,7 @@ class GRUEncoder(MotionEncoder):
 
 
 def build_motion_encoder(model_cfg: ModelConfig, motion_dim: int, max_len: int = 1024) -> MotionEncoder:
-    """The encoder named by ``model_cfg.motion_encoder``; ``max_len`` bounds the learned positions."""
-    name = model_cfg.motion_encoder
-    if name == "tmr":
-        return TMREncoder(model_cfg, motion_dim)
-    if name == "transformer":
-        return TransformerEncoder(model_cfg, motion_dim, max_len=max_len)
-    if name == "gru":
-        return GRUEncoder(model_cfg, motion_dim)
-    raise ConfigError(f"config key 'motion_encoder' = {name!r} is invalid: expected 'tmr', 'transformer' or 'gru'.")
+    """The encoder registered as ``model_cfg.motion_encoder`` (core/registry.py); ``max_len`` bounds learned
+    positions where an encoder has them."""
+    model_cfg.validate()   # the boundary for direct builds (TrainConfig.from_flat already ran it otherwise)
+    return MOTION_ENCODERS.load(model_cfg.motion_encoder)(model_cfg, motion_dim, max_len=max_len)

@@ -10,6 +10,8 @@ from typing import Any
 
 import optuna
 
+from core.registry import MOTION_ENCODERS as MOTION_ENCODER_REGISTRY
+
 TEMPERATURE = (0.02, 0.2)          # log scale; TMR/CLIP-style InfoNCE temperatures
 LR = (1e-5, 1e-3)                  # log scale
 WEIGHT_DECAY = (1e-4, 0.1)         # log scale
@@ -23,7 +25,7 @@ KL_WEIGHT = (1e-6, 1e-3)           # temos: lambda_KL, log scale
 # option with one Optuna distribution; 0.05 steps are finer than the metric's noise.
 FILTER_THRESHOLDS = (0.0, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
-MOTION_ENCODERS = ("tmr", "transformer", "gru")
+MOTION_ENCODERS = MOTION_ENCODER_REGISTRY.names()   # every registered encoder (core/registry.py)
 TRANSFORMER_LAYERS = (2, 8)
 GRU_LAYERS = (1, 4)                # a recurrent stack deeper than 4 only adds latency
 NUM_HEADS = (2, 4, 8)
@@ -78,7 +80,7 @@ def suggest_architecture(trial: optuna.Trial) -> dict[str, Any]:
     encoder = trial.suggest_categorical("motion_encoder", MOTION_ENCODERS)
     low, high, step = HIDDEN_DIM
     trial.suggest_int("hidden_dim", low, high, step=step)
-    if encoder == "gru":
+    if MOTION_ENCODER_REGISTRY.trait(encoder, "family") == "recurrent":
         trial.suggest_int("num_layers", *GRU_LAYERS)
         fixed["motion_pooling"] = GRU_POOLING
     else:
