@@ -14,11 +14,13 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from .types import FeatureLayout, MotionCorpus
 
 CACHE_FORMAT_VERSION = 2   # 2: split keys + the release's split files (splits assigned at load)
@@ -57,7 +59,13 @@ def content_hash(path: Path, memo_dir: Path | None = None) -> str:
     stat_key = stat_key.hexdigest()
     memo = (memo_dir / "hash-memo" / stat_key) if memo_dir else None
     if memo is not None and memo.exists():
-        return memo.read_text().strip()
+        try:
+            digest = memo.read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            digest = ""
+        # a truncated memo must not become the hash (an empty one would be shared by every dataset)
+        if len(digest) == 32 and all(c in "0123456789abcdef" for c in digest):
+            return digest
     h = hashlib.blake2b(digest_size=16)
     for p in files:
         h.update(str(p.relative_to(path) if path.is_dir() else p.name).encode() + b"\0")
@@ -82,14 +90,6 @@ def code_hash(package_dir: Path) -> str:
 def cache_key(parts: dict) -> str:
     blob = json.dumps({"v": CACHE_FORMAT_VERSION, **parts}, sort_keys=True, default=str)
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def entry_dir(cache_dir: Path, key: str) -> Path:
@@ -133,20 +133,51 @@ def _json_default(obj):
     return str(obj)
 
 
-def load_cached(cache_dir: Path, key: str) -> MotionCorpus | None:
-    """The cached corpus, frames memory-mapped; None when there is no (complete) entry."""
-    d = entry_dir(cache_dir, key)
-    if not (d / "meta.json").exists():
-        return None
+def _read_entry(d: Path) -> MotionCorpus:
     meta = json.loads((d / "meta.json").read_text())
     lay = meta["layout"]
     layout = FeatureLayout(lay["kind"], lay["dim"],
                            tuple(lay["mirror_perm"]) if lay["mirror_perm"] else None,
                            tuple(lay["mirror_sign"]) if lay["mirror_sign"] else None)
+    frames, offsets = np.load(d / "frames.npy", mmap_mode="r"), np.load(d / "offsets.npy")
+    # np.load reads a header only: a cut-off array can still open, so check the sizes agree too
+    if (frames.ndim != 2 or offsets.ndim != 1 or len(offsets) != len(meta["ids"]) + 1
+            or int(offsets[-1]) != len(frames) or frames.shape[1] != lay["dim"]):
+        raise ValueError("frames.npy / offsets.npy / meta.json do not agree in size")
     return MotionCorpus(
-        name=meta["name"], ids=meta["ids"], frames=np.load(d / "frames.npy", mmap_mode="r"),
-        offsets=np.load(d / "offsets.npy"), captions=meta["captions"], groups=meta["groups"],
+        name=meta["name"], ids=meta["ids"], frames=frames,
+        offsets=offsets, captions=meta["captions"], groups=meta["groups"],
         splits={k: np.asarray(v, dtype=np.int64) for k, v in meta["splits"].items()},
         fps=meta["fps"], layout=layout, meta=meta["meta"], content_hash=meta["content_hash"],
         split_keys=meta["split_keys"], explicit_splits=meta["explicit_splits"],
     )
+
+
+def load_cached(cache_dir: Path, key: str) -> MotionCorpus | None:
+    """The cached corpus, frames memory-mapped; None when there is no (complete) entry.
+
+    A damaged entry (a disk filled up, a copy cut short, a hand edit) is a cache miss: it is moved
+    aside and deleted with one warning line on stderr, so the caller rebuilds it from the source
+    instead of failing on data that can always be rebuilt.
+    """
+    d = entry_dir(cache_dir, key)
+    if not (d / "meta.json").exists():
+        return None
+    try:
+        return _read_entry(d)
+    except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, AttributeError) as e:
+        reason = (str(e).splitlines() or [""])[0][:200]
+        print(f"[data] warning: the dataset cache entry {d} is damaged ({type(e).__name__}: {reason}); "
+              "rebuilding it.", file=sys.stderr)
+        _discard(d)
+        return None
+
+
+def _discard(d: Path) -> None:
+    """Remove a damaged entry; renamed first so a parallel loader never sees it half deleted."""
+    aside = d.parent / f".damaged-{d.name}-{os.getpid()}"
+    try:
+        os.rename(d, aside)
+    except OSError:   # already gone (a parallel loader did it) or a read-only cache: nothing to do
+        return
+    shutil.rmtree(aside, ignore_errors=True)

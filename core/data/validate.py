@@ -5,6 +5,8 @@ loaders themselves; everything every format can get wrong is checked here, with 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import DataError
@@ -16,8 +18,10 @@ def validate_raw(raw: RawCorpus) -> None:
     if not raw.items:
         raise DataError(f"dataset {raw.name!r} contains no motions.",
                         fix="check the path and --format; `python -m core.data --data PATH` shows what is found.")
-    if not (isinstance(raw.fps, (int, float)) and raw.fps > 0):
-        raise DataError(f"dataset {raw.name!r} has fps={raw.fps!r}; it must be a positive number.")
+    # finite too: fps=inf passes "> 0" and makes every motion last 0 s
+    if not (isinstance(raw.fps, (int, float)) and math.isfinite(raw.fps) and raw.fps > 0):
+        raise DataError(f"dataset {raw.name!r} has fps={raw.fps!r}; it must be a finite positive number.",
+                        fix="set fps in the dataset's meta.json or pass the option fps=20 (PATH:fps=20).")
     dim = raw.layout.dim
     seen: dict[str, str] = {}
     for item in raw.items:

@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DataError
+from ..spec import check_option
 from ..types import RawCorpus
 from .bandai import load_bandai
 from .bvh import load_bvh_folder
@@ -220,4 +221,6 @@ def load_raw(path: Path, format: str | None, options: dict) -> RawCorpus:
     if unknown:
         known = "; ".join(f"{k}: {OPTION_HELP[k]}" for k in FORMAT_OPTIONS[format])
         raise DataError(f"unknown option(s) {unknown} for format {format!r}. Known: {known}.", where=path)
+    # Type and range of every option, in one place (core/data/spec.py), so the loaders can trust them.
+    options = {k: check_option(k, v, where=path) for k, v in options.items()}
     return LOADERS[format](root, options)

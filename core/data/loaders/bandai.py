@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..features import JOINTS22_LAYOUT
+from ..textfile import read_text_utf8
 from ..types import MotionItem, RawCorpus
 from .bvh import TARGET_FPS, convert_many, default_workers
 
@@ -100,7 +101,7 @@ def _read_labels(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError("label file is missing.", where=path,
                         fix="keep the dataset's cfg/ folder (content_label.txt and style_label.txt) next to data/.")
-    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    labels = [line.strip() for line in read_text_utf8(path, "labels").splitlines()]
     if not labels or not all(labels):
         raise DataError("label file has empty lines or no labels.", where=path,
                         fix="one label per line, no blank lines.")
@@ -112,9 +113,9 @@ def _clip_labels(json_path: Path, contents: list[str], styles: list[str]) -> tup
         raise DataError("the label file of this clip is missing.", where=json_path,
                         fix='every data/<name>.bvh needs data/<name>.json = {"content": i, "style": j}.')
     try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
+        meta = json.loads(read_text_utf8(json_path, "labels"))
         c, s = meta["content"], meta["style"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"expected {{\"content\": i, \"style\": j}} ({type(e).__name__}: {e}).",
                         where=json_path) from None
     for key, value, labels in (("content", c, contents), ("style", s, styles)):

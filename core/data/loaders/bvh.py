@@ -23,6 +23,7 @@ import numpy as np
 from .. import skeleton
 from ..errors import DataError
 from ..features import JOINTS22_LAYOUT, joints_to_features, resample_linear
+from ..textfile import read_text_utf8
 from ..types import MotionItem, RawCorpus
 from .bvh_parse import BvhClip, parse_bvh, world_positions
 
@@ -255,8 +256,8 @@ def _sidecar(bvh: Path) -> tuple[list[str], str | None]:
     js, txt = bvh.with_suffix(".json"), bvh.with_suffix(".txt")
     if js.exists():
         try:
-            meta = json.loads(js.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
+            meta = json.loads(read_text_utf8(js))
+        except json.JSONDecodeError as e:
             raise DataError(f"caption sidecar is not valid JSON ({e}).", where=js) from None
         if not isinstance(meta, dict):
             raise DataError("caption sidecar must be a JSON object.", where=js,
@@ -269,7 +270,7 @@ def _sidecar(bvh: Path) -> tuple[list[str], str | None]:
         group = meta.get("group")
         return [c.strip() for c in caps], (str(group) if group is not None else None)
     if txt.exists():
-        return [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()], None
+        return [line.strip() for line in read_text_utf8(txt).split("\n") if line.strip()], None
     raise DataError("this BVH file has no captions.", where=bvh,
                     fix=f"add {txt.name} (one caption per line) or {js.name} "
                         '({"captions": [...], "group": optional label}).')

@@ -13,12 +13,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 from ..splits import SPLITS
+from ..textfile import read_id_list, read_text_utf8
 from ..types import FeatureLayout, MotionItem, RawCorpus
 from .humanml3d import load_npy
 
@@ -28,20 +30,6 @@ def _interaction_layout() -> FeatureLayout:
     from ..synthetic.layout import INTERACTION396_LAYOUT
 
     return INTERACTION396_LAYOUT
-
-
-def read_text_utf8(path: Path) -> str:
-    """The file's text (a UTF-8 BOM is dropped), or a DataError that says which encoding to save it in."""
-    data = path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError("the file is UTF-16 text; captions must be UTF-8.", where=path,
-                        fix="save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8).")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DataError(f"line {line}: byte 0x{data[e.start]:02x} is not UTF-8 (a Latin-1 or Windows-1252 "
-                        "export?).", where=path, fix="save it as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8).") from None
 
 
 def _read_csv(path: Path) -> list[tuple[str, str, str | None, int]]:
@@ -64,7 +52,7 @@ def _read_csv(path: Path) -> list[tuple[str, str, str | None, int]]:
 
 def _read_jsonl(path: Path) -> list[tuple[str, str, str | None, int]]:
     rows = []
-    for n, line in enumerate(read_text_utf8(path).splitlines(), 1):
+    for n, line in enumerate(read_text_utf8(path).split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -85,17 +73,24 @@ def _fps(root: Path, options: dict) -> tuple[float, dict]:
     source_meta = {}
     if meta_path.is_file():
         try:
-            source_meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            source_meta = json.loads(read_text_utf8(meta_path, "meta.json"))
         except json.JSONDecodeError as e:
             raise DataError(f"meta.json is not valid JSON ({e}).", where=meta_path) from None
         if not isinstance(source_meta, dict):
             raise DataError("meta.json must be a JSON object such as {\"fps\": 20}.", where=meta_path)
-    fps = options.get("fps", source_meta.get("fps", 20.0))
-    try:
-        fps = float(fps)
-    except (TypeError, ValueError):
-        raise DataError(f"fps={fps!r} is not a number.", where=meta_path if "fps" not in options else None) from None
-    return fps, source_meta
+    if "fps" in options:   # already type/range-checked in loaders/__init__.load_raw
+        return float(options["fps"]), source_meta
+    fps = source_meta.get("fps", 20.0)
+    try:   # a quoted number ("30") has always been accepted
+        value = float(fps) if isinstance(fps, (int, float, str)) and not isinstance(fps, bool) else math.nan
+    except ValueError:
+        value = math.nan
+    # json.loads accepts Infinity/NaN: an infinite fps makes every motion last 0 s without a word.
+    ok = math.isfinite(value) and value > 0
+    if not ok:
+        raise DataError(f"fps={fps!r} is invalid; it must be a finite number > 0.", where=meta_path,
+                        fix='write e.g. {"fps": 20} in meta.json, or pass the option fps=20.')
+    return value, source_meta
 
 
 def load_folder(root: Path, options: dict) -> RawCorpus:
@@ -138,7 +133,7 @@ def load_folder(root: Path, options: dict) -> RawCorpus:
     for name in SPLITS:
         path = root / "splits" / f"{name}.txt"
         if path.is_file():
-            ids = [line.strip() for line in read_text_utf8(path).splitlines() if line.strip()]
+            ids = read_id_list(path)
             absent = [i for i in ids if i not in motion_files]
             if absent:
                 raise DataError(f"split id {absent[0]!r} has no motions/{absent[0]}.npy "

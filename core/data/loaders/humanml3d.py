@@ -7,7 +7,8 @@
 
 A caption whose start/end (seconds) are not 0/0 (or NaN) describes only that span: it becomes
 its own motion item ``"<id>#<start>#<end>"`` holding the cropped frames (captions with the same
-span share one item); the split of the source id applies to its crops.
+span share one item); the split of the source id applies to its crops.  Negative, infinite or
+reversed spans are errors (the release's convention has no meaning for them).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 from ..errors import DataError
 from ..features import HML263_LAYOUT, KIT251_LAYOUT
 from ..splits import SPLITS
+from ..textfile import read_id_list, read_text_utf8
 from ..types import FeatureLayout, MotionItem, RawCorpus
 
 FPS = {"humanml3d": 20.0, "kitml": 12.5}
@@ -31,7 +33,7 @@ def read_split_files(root: Path, names=SPLITS) -> tuple[dict[str, list[str]], di
     for name in names:
         path = root / f"{name}.txt"
         if path.is_file():
-            splits[name] = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            splits[name] = read_id_list(path)
             files[name] = str(path)
     return splits, files
 
@@ -48,6 +50,12 @@ def load_npy(path: Path) -> np.ndarray:
         loaded.close()
         raise DataError(f"this .npy is an .npz archive (arrays {names[:4]}), not one array.", where=path,
                         fix="save the motion alone with numpy.save(path, array) (not numpy.savez).")
+    # bool/int/float convert to float32 exactly enough; strings, complex (the imaginary part would be
+    # dropped with only a ComplexWarning) and structured arrays do not.
+    if loaded.dtype.kind not in "biuf":
+        raise DataError(f"this .npy holds {loaded.dtype} values (dtype {loaded.dtype.str!r}); expected a float "
+                        "array.", where=path,
+                        fix="re-save it with numpy.save(path, array.astype(numpy.float32)).")
     return loaded
 
 
@@ -64,8 +72,20 @@ def parse_caption_line(line: str, path: Path, line_no: int) -> tuple[str, float,
     except ValueError:
         raise DataError(f"line {line_no}: start/end {parts[-2]!r}/{parts[-1]!r} are not numbers (seconds).",
                         where=path, fix="use 0.0#0.0 for the whole motion.") from None
+    # HumanML3D's own convention (its text_process code): NaN counts as 0, and 0.0#0.0 is the whole
+    # motion.  It gives no meaning to infinite or negative times: int(inf * fps) is a traceback and a
+    # negative time slices from the motion's end (a made-up crop), so those are errors, as is an end
+    # before the start.  A span that starts past the motion's end stays a counted skip (the release
+    # has a few).
     start = 0.0 if math.isnan(start) else start
     end = 0.0 if math.isnan(end) else end
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < 0:
+        raise DataError(f"line {line_no}: start/end {parts[-2]!r}/{parts[-1]!r} must be finite seconds >= 0.",
+                        where=path, fix="write the span in seconds from the motion's start, or 0.0#0.0 for the "
+                                        "whole motion.")
+    if end < start:
+        raise DataError(f"line {line_no}: the span ends ({end:g} s) before it starts ({start:g} s).", where=path,
+                        fix="swap start and end, or write 0.0#0.0 for the whole motion.")
     return caption, start, end
 
 
@@ -81,7 +101,7 @@ def _motion_items(motion_id: str, motion: np.ndarray, text_path: Path, fps: floa
                         fix="add texts/<id>.txt or remove the id from the split files.")
     whole: list[str] = []
     spans: dict[tuple[float, float], list[str]] = {}
-    lines = text_path.read_text(encoding="utf-8").splitlines()
+    lines = read_text_utf8(text_path).split("\n")
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -113,7 +133,7 @@ def load_humanml3d(root: Path, options: dict, variant: str = "humanml3d") -> Raw
         if not d.is_dir():
             raise DataError(f"expected a {d.name}/ folder in a {variant} dataset.", where=d,
                             fix="point --data at the folder holding new_joint_vecs/ and texts/.")
-    fps = float(options.get("fps", FPS[variant]))
+    fps = float(options.get("fps", FPS[variant]))   # options are checked in loaders/__init__.load_raw
     splits, split_files = read_split_files(root)
     if splits:
         ordered = list(dict.fromkeys(i for name in SPLITS for i in splits.get(name, [])))

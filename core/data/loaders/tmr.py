@@ -12,19 +12,18 @@ with the same span share one motion item: ``keyid`` when the span is the whole m
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 from ..features import layout_for_dim
+from ..spec import check_option
 from ..splits import SPLITS
+from ..textfile import read_id_list, read_text_utf8
 from ..types import MotionItem, RawCorpus
 from .humanml3d import crop_id, load_npy
-
-
-def _truthy(value) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _read_annotations(path: Path) -> dict:
@@ -32,8 +31,8 @@ def _read_annotations(path: Path) -> dict:
         raise DataError("annotations.json is missing.", where=path,
                         fix="point --data at the TMR annotation folder (holding annotations.json and splits/).")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        data = json.loads(read_text_utf8(path, "annotations"))
+    except json.JSONDecodeError as e:
         raise DataError(f"cannot parse annotations.json ({e}).", where=path) from None
     if not isinstance(data, dict):
         raise DataError("annotations.json must map keyids to {path, duration, annotations}.", where=path)
@@ -49,6 +48,13 @@ def _entry(annotations: dict, keyid: str, path: Path) -> tuple[str, list[tuple[s
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"keyid {keyid!r} must have 'path' and 'annotations' = [{{text, start, end}}] "
                         f"({type(e).__name__}: {e}).", where=path) from None
+    # json.loads accepts NaN/Infinity: int(inf * fps) would be a traceback, and a negative time slices
+    # from the motion's end (a made-up crop); a reversed span is as meaningless.
+    for text, start, end in segs:
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
+            raise DataError(f"keyid {keyid!r}: annotation {text[:40]!r} has start={start!r}, end={end!r}; both must "
+                            "be finite seconds with 0 <= start <= end.", where=path,
+                            fix="correct this annotation's start/end (seconds from the motion's start).")
     return rel, segs
 
 
@@ -70,8 +76,8 @@ def load_tmr(root: Path, options: dict) -> RawCorpus:
     ann_path = root / "annotations.json"
     annotations = _read_annotations(ann_path)
     fps = float(options.get("fps", 20.0))
-    allow_missing = _truthy(options.get("allow_missing", False))
-    motions_dir = Path(options.get("motions_dir") or root / "motions").expanduser()
+    allow_missing = check_option("allow_missing", options.get("allow_missing", False))   # "false" is False
+    motions_dir = Path(str(options.get("motions_dir") or root / "motions")).expanduser()
     if not motions_dir.is_dir():
         raise DataError("the motion folder does not exist.", where=motions_dir,
                         fix="pass the folder of .npy features as option motions_dir=PATH "
@@ -83,7 +89,7 @@ def load_tmr(root: Path, options: dict) -> RawCorpus:
         path = root / "splits" / f"{name}.txt"
         if not path.is_file():
             continue
-        ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        ids = read_id_list(path)
         unknown = [i for i in ids if i not in annotations]
         if unknown:
             raise DataError(f"split id {unknown[0]!r} (and {len(unknown) - 1} more) is not in annotations.json.",

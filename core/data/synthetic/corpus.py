@@ -282,8 +282,10 @@ def generate_synthetic(n: int = 1500, people: int = 2, seed: int = 0, fps: float
         raise DataError(f"synthetic option people={people} is invalid; use 1 or 2.")
     if n < 1:
         raise DataError(f"synthetic option n={n} is invalid; use n >= 1.")
-    if not fps > 0:
+    if not 0 < fps < float("inf"):   # inf passes "> 0" and overflows int(seconds * fps)
         raise DataError(f"synthetic option fps={fps} is invalid; use a positive number such as 20.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:   # SeedSequence: >= 0
+        raise DataError(f"synthetic option seed={seed!r} is invalid; use a whole number >= 0.")
     items = []
     for lo in range(0, n, CHUNK):
         drafts = []
