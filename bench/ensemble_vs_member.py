@@ -103,7 +103,7 @@ def describe(label: str, cmp: dict[str, Any]) -> dict[str, Any]:
 
 def rewrite_rows(path: Path) -> None:
     """Recompute the rows of a recorded result from its details (after a change of this description)."""
-    from bench.common import atomic_write_text
+    from core.atomic import atomic_write_text
 
     data = json.loads(path.read_text(encoding="utf-8"))
     rows = []

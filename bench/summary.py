@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS_DIR, atomic_write_text, machine_text, read_results
+from bench.common import RESULTS_DIR, machine_text, read_results
+from core.atomic import atomic_write_text
 
 ORDER = ("p1_step_throughput", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
          "ensemble_vs_member", "gpu")

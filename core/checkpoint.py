@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import zipfile
 import numpy as np
 import torch
 
+from .atomic import atomic_path, atomic_write_text
 from .errors import ClearError
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -54,27 +53,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_checkpoint(directory: Path, state: dict[str, Any], flat_config: dict, embeddings: dict | None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic(directory / CHECKPOINT_FILE, lambda p: torch.save(_plain(state), p))
-    _atomic(directory / "config.json", lambda p: Path(p).write_text(json.dumps(flat_config, indent=1, sort_keys=True)))
+    with atomic_path(directory / CHECKPOINT_FILE) as tmp:
+        torch.save(_plain(state), tmp)
+    atomic_write_text(directory / "config.json", json.dumps(flat_config, indent=1, sort_keys=True))
     if embeddings is not None:
-        def write_npz(p):
-            with open(p, "wb") as f:
-                np.savez(f, **embeddings)
-        _atomic(directory / "embeddings.npz", write_npz)
+        with atomic_path(directory / "embeddings.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **embeddings)   # a file object: np.savez would append .npz to a temp name
     return directory
 
 

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic import atomic_path, atomic_write_text
 from .config import ConfigError, TextConfig
 
 log = logging.getLogger(__name__)
@@ -228,17 +228,6 @@ def frozen_cache_key(text_cfg: TextConfig, texts: list[str]) -> str:
     return h.hexdigest()[:24]
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_cache(npy: Path, index: Path, key: str) -> FrozenTextFeatures | None:
     if not (npy.exists() and index.exists()):
         return None
@@ -302,8 +291,10 @@ def build_frozen_text_features(text_cfg: TextConfig, texts: list[str], cache_dir
             "max_tokens": text_cfg.text_max_tokens, "texts": unique}
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(npy, lambda f: np.save(f, features))
-        _atomic_write(index, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode("utf-8")))
+        with atomic_path(npy) as tmp:
+            with open(tmp, "wb") as f:   # a file object: np.save would append .npy to a temp name
+                np.save(f, features)
+        atomic_write_text(index, json.dumps(meta, ensure_ascii=False))
         log.info("text features: computed %d x %d, cached at %s", *features.shape, npy)
     except OSError as e:   # a read-only or full cache must not stop training: go on uncached
         print(f"text features: warning: could not write the cache under {folder} ({e.strerror or e}); they are "

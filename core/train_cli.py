@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
+from .atomic import atomic_write_text, copy_dir_atomically
 from .config import ConfigError, TrainConfig
 from .errors import ClearError, write_failure
 
@@ -36,27 +34,6 @@ def parse_set(pairs: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {pair!r} is not key=value.")
         out[key.strip()] = value.strip()
     return out
-
-
-def _replace_dir(src: str, dst: Path) -> None:
-    """Copy a checkpoint dir into place atomically (copy beside, then swap)."""
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
-    shutil.copytree(src, tmp, dirs_exist_ok=True)
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-        os.replace(tmp, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dst)
-
-
-def _write_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def check_out_dir(out: Path, *, resuming: bool, overwrite: bool) -> str | None:
@@ -122,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         history.append(metrics)
         tqdm.write("  ".join(f"{_fmt(metrics.get(c, '')):>12}" for c in TABLE_COLUMNS))
         if checkpoint_dir:
-            _replace_dir(checkpoint_dir, out / "last")
+            copy_dir_atomically(checkpoint_dir, out / "last")
             if metrics["recall_at_1"] >= max(m["recall_at_1"] for m in history):
-                _replace_dir(checkpoint_dir, out / "best")
-        _write_json(out / "metrics.json", history)
+                copy_dir_atomically(checkpoint_dir, out / "best")
+        atomic_write_text(out / "metrics.json", json.dumps(history, indent=1))
         bar.update(1)
         bar.set_postfix(R1=f"{metrics['recall_at_1']:.1f}")
 

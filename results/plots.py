@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from results.atomic import atomic_path
+from core.atomic import atomic_path
 from results.errors import ResultsError
 
 SIMILARITY_ITEMS = 32   # rows/cols of the heatmap: enough to see the diagonal, few enough to label

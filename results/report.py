@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results.atomic import atomic_path
+from core.atomic import atomic_path
 from results.errors import ResultsError
 from results.experiment_dir import ExperimentDir, read_experiment
 from results.leaderboard import format_leaderboard

@@ -6,10 +6,11 @@ the root and stores the small JSON file that lets ``--resume`` rebuild the exact
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from core.atomic import atomic_write_text
 
 URI_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "file")
 ARGS_FILE = "search_args.json"
@@ -59,12 +60,7 @@ def write_json(path: str, data: Any) -> None:
     """Write JSON atomically (local: temp file + os.replace; cloud object stores are atomic per put)."""
     text = json.dumps(data, indent=2, sort_keys=True, default=str)
     if not is_uri(path):
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
+        atomic_write_text(path, text)
         return
     fs, inner = _filesystem(path)
     with fs.open_output_stream(inner) as f:

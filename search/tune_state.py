@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from results.atomic import atomic_path
+from core.atomic import atomic_path, parked_dir, swap_in_dir
 
 from .ray_internals import TUNE_STATE_PATTERNS as STATE_PATTERNS, check_ray_version
 
@@ -95,12 +95,7 @@ def snapshot(experiment: Path) -> bool:
         staging.mkdir()
         for name, raw in data.items():
             (staging / name).write_bytes(raw)
-        old = experiment / f"{LAST_GOOD_DIR}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        staging.rename(target)   # between the two renames a crash leaves .old: restore_last_good reads it
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in_dir(staging, target)   # a crash mid-swap leaves parked_dir(target): last_good_copy reads it
     except OSError:   # a full disk: keep the copy we have
         shutil.rmtree(staging, ignore_errors=True)
         return False
@@ -109,8 +104,7 @@ def snapshot(experiment: Path) -> bool:
 
 def last_good_copy(experiment: Path) -> Path | None:
     """The kept complete state set (.last_good_state/, or .old left by a crash mid-swap), else None."""
-    for name in (LAST_GOOD_DIR, f"{LAST_GOOD_DIR}.old"):
-        folder = experiment / name
+    for folder in (experiment / LAST_GOOD_DIR, parked_dir(experiment / LAST_GOOD_DIR)):
         files = sorted(folder.glob("*")) if folder.is_dir() else []
         if any(p.name.startswith("experiment_state-") for p in files) and all(
                 is_complete(p.name, p.read_bytes()) for p in files):
