@@ -96,6 +96,26 @@ def overlapping_splits(root: Path) -> Path:
     return data
 
 
+def duplicated_split_id(root: Path) -> Path:
+    data = _folder(root, "duplicated_split_id")
+    (data / "splits").mkdir()
+    (data / "splits" / "train.txt").write_text("a\nb\na\n")   # a twice: it would be sampled twice as often
+    (data / "splits" / "val.txt").write_text("c\n")
+    return data
+
+
+def infinite_fps(root: Path) -> Path:
+    data = _folder(root, "infinite_fps")
+    (data / "meta.json").write_text('{"fps": Infinity}')
+    return data
+
+
+def string_npy(root: Path) -> Path:
+    data = _folder(root, "string_npy")
+    np.save(data / "motions" / "b.npy", np.array([["1.0", "2.0"], ["3.0", "4.0"]]))
+    return data
+
+
 def split_without_file(root: Path) -> Path:
     data = _folder(root, "split_without_file")
     (data / "splits").mkdir()
@@ -273,6 +293,9 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "npz_as_npy": ("folder dataset whose motions/b.npy is an .npz archive", npz_as_npy),
     "zero_features": ("folder dataset whose motions are (12, 0) arrays", zero_features),
     "overlapping_splits": ("folder dataset whose splits/train.txt and val.txt both list b", overlapping_splits),
+    "duplicated_split_id": ("folder dataset whose splits/train.txt lists a on lines 1 and 3", duplicated_split_id),
+    "infinite_fps": ("folder dataset whose meta.json says {\"fps\": Infinity}", infinite_fps),
+    "string_npy": ("folder dataset whose motions/b.npy is an array of strings", string_npy),
     "malformed_bvh": ("BVH folder whose run.bvh has a frame line with 2 values missing", malformed_bvh),
     "empty_dir": ("an empty folder", empty_dir),
     "not_a_dir": ("a plain file", not_a_dir),
