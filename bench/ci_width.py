@@ -14,7 +14,6 @@ from __future__ import annotations
 if __package__ in (None, ""):  # `python bench/x.py`: import the repo, never bench/ itself as top level
     import _repo_path  # noqa: F401
 
-import argparse
 import shutil
 import tempfile
 import time
@@ -22,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import (LoadRecord, add_common_flags, apply_quick, load_avg, out_dir_for, print_rows, row,
-                          setup_environment, write_result)
-from bench.train_config import add_train_flags, train_flat
+from bench.common import LoadRecord, load_avg, out_dir_for, print_rows, row, write_result
+from bench.train_config import parse_model_bench_args, train_flat
 
 NAME = "ci_width"
 GOAL_POINTS = 2.5
@@ -66,18 +64,13 @@ def test_credits(emb, runtime, subset: np.ndarray, eval_batches: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_train_flags(ap, set_help="config override for every model")
-    ap.add_argument("--epochs", type=int, default=4, help="epochs per model (the main job's --max-epochs)")
-    ap.add_argument("--batches", type=int, nargs="+", default=[30, 125, 0],
-                    help="eval_batches (of 32) to compare; 30 = the seed's official protocol, 0 = auto (the default: "
-                         "~16 draws per query)")
-    add_common_flags(ap, retries=0)
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.epochs = 1
-    apply_quick(args)
-    setup_environment()
+    def batches_flag(ap):
+        ap.add_argument("--batches", type=int, nargs="+", default=[30, 125, 0],
+                        help="eval_batches (of 32) to compare; 30 = the seed's official protocol, 0 = auto (the "
+                             "default: ~16 draws per query)")
+
+    args = parse_model_bench_args(argv, __doc__, epochs=4, quick_epochs=1, set_help="config override for every model",
+                                  epochs_help="epochs per model (the main job's --max-epochs)", add_flags=batches_flag)
     from core.bootstrap import paired_difference
 
     base = train_flat(args, epochs=args.epochs)

@@ -36,6 +36,7 @@ DEFAULT_MAX_BACKGROUND_LOAD = 0.75
 # --quick: one tiny corpus and model for every script, so a --quick run of all of them parses the corpus
 # and computes its MiniLM features once (they are cached), and each trial epoch takes well under a second.
 QUICK_DATA = "synthetic:n=120,val=20,test=20"   # 80 train motions: at least two batches of 32
+# benchmark --quick: half the smoke model (core.config.SMOKE_MODEL): the quick benchmarks run in the test suite
 QUICK_SETS = ["hidden_dim=32", "latent_dim=32", "num_layers=1", "num_heads=2", "max_frames=32"]
 
 

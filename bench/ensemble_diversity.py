@@ -28,7 +28,6 @@ if __package__ in (None, ""):  # `python bench/x.py`: import the repo, never ben
     except ModuleNotFoundError:   # a spawned training worker: it inherits the repository on sys.path
         pass
 
-import argparse
 import multiprocessing
 import shutil
 import tempfile
@@ -36,9 +35,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench.common import (LoadRecord, add_common_flags, apply_quick, load_avg, out_dir_for, print_rows, row,
-                          setup_environment, write_result)
-from bench.train_config import add_train_flags, train_flat
+from bench.common import LoadRecord, load_avg, out_dir_for, print_rows, row, write_result
+from bench.train_config import parse_model_bench_args, train_flat
 
 NAME = "ensemble_diversity"
 POOL = {"tmr_s0": {"seed": 0}, "tmr_s1": {"seed": 1}, "tmr_s2": {"seed": 2},
@@ -74,16 +72,11 @@ def train_member(name: str, config: dict, out: str) -> dict[int, str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_train_flags(ap, set_help="config override for every member")
-    ap.add_argument("--epochs", type=int, default=4, help="epochs per member (the main job's --max-epochs)")
-    ap.add_argument("--workers", type=int, default=2, help="members trained at once (1 thread each)")
-    add_common_flags(ap, retries=0)
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.epochs = 2
-    apply_quick(args)
-    setup_environment()
+    args = parse_model_bench_args(
+        argv, __doc__, epochs=4, quick_epochs=2, set_help="config override for every member",
+        epochs_help="epochs per member (the main job's --max-epochs)",
+        add_flags=lambda ap: ap.add_argument("--workers", type=int, default=2,
+                                             help="members trained at once (1 thread each)"))
     from core.evaluate import equivalence_views, protocol_settings
     from core.metrics import similarity_matrix
     from core.train import prepare_shared

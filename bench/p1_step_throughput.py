@@ -53,7 +53,7 @@ class Setup:
     def __init__(self, flat: dict, steps: int):
         from core.config import TrainConfig
         from core.losses import build_loss
-        from core.model import RetrievalModel
+        from core.model import build_model
         from core.train import _seed_epoch, _Trainer, prepare_shared
 
         cfg = TrainConfig.from_flat(flat)
@@ -75,8 +75,7 @@ class Setup:
             self.batches.append((batch.motion, batch.mask, self.trainer.frozen.lookup(batch.texts)))
         self.samples = sum(len(m) for m, _, _ in self.batches)
         torch.manual_seed(cfg.optim.seed)
-        self.model = RetrievalModel(cfg.text, cfg.model, shared.corpus.dim, self.trainer.frozen.dim,
-                                    loss_cfg=cfg.loss, max_len=max(1024, cfg.data.max_frames))
+        self.model = build_model(cfg, shared.corpus.dim, self.trainer.frozen.dim)
         self.model.train()
         self.loss_fn = build_loss(cfg.loss)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr,

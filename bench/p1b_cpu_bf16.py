@@ -16,14 +16,12 @@ from __future__ import annotations
 if __package__ in (None, ""):  # `python bench/x.py`: import the repo, never bench/ itself as top level
     import _repo_path  # noqa: F401
 
-import argparse
 import statistics
 import time
 from typing import Any
 
-from bench.common import (LoadRecord, add_common_flags, apply_quick, load_avg, measured_with_load_guard,
-                          out_dir_for, print_rows, row, setup_environment, write_result)
-from bench.train_config import add_train_flags, train_flat
+from bench.common import LoadRecord, load_avg, measured_with_load_guard, out_dir_for, print_rows, row, write_result
+from bench.train_config import parse_model_bench_args, train_flat
 
 NAME = "p1b_cpu_bf16"
 QUALITY_POINTS = 2.0   # bf16's best val R@1 may trail fp32's by at most this (one seed, 148 val motions)
@@ -45,15 +43,8 @@ def train(config: dict[str, Any], shared) -> list[dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_train_flags(ap, set_help="config override for both arms")
-    ap.add_argument("--epochs", type=int, default=3, help="epochs of each arm (default %(default)s)")
-    add_common_flags(ap, retries=0)
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.epochs = 1
-    apply_quick(args)
-    setup_environment()
+    args = parse_model_bench_args(argv, __doc__, epochs=3, quick_epochs=1, set_help="config override for both arms",
+                                  epochs_help="epochs of each arm")
     started = time.perf_counter()
     from core.precision import cpu_has_native_bf16
     from core.train import prepare_shared

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import ConfigError
 from .metrics import TIE_RULES
@@ -266,3 +266,21 @@ class TrainConfig:
 
 def default_flat() -> dict[str, Any]:
     return TrainConfig().to_flat()
+
+
+# --smoke-test everywhere (core.train, run_search.py, run_ensemble.py): a model small enough that a CPU run of
+# every stage takes seconds, on a corpus big enough for two batches and a val split that ranks.
+SMOKE_DATA = "synthetic:n=200"
+SMOKE_MODEL: dict[str, Any] = {"hidden_dim": 64, "latent_dim": 64, "num_layers": 1, "num_heads": 2, "ff_mult": 2,
+                               "max_frames": 64}
+
+
+def parse_set_pairs(items: Sequence[str], flag: str = "--set") -> dict[str, str]:
+    """['key=value', ...] -> {key: value} as strings (``TrainConfig.from_flat`` types and checks the values)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} max_frames=120.")
+        out[key.strip()] = value.strip()
+    return out

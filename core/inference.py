@@ -29,7 +29,7 @@ from .data.batching import BatchBuilder
 from .data.cache import default_cache_dir
 from .evaluate import embed_split
 from .precision import autocast
-from .model import RetrievalModel
+from .model import RetrievalModel, build_model
 from .shared import SharedInputs
 from .text import encode_texts, load_text_transformer
 
@@ -75,8 +75,7 @@ def load_checkpoint_model(directory: str | Path, device: str | torch.device | No
                           "core.train (or by an older version). Fix: point at a checkpoint dir a trial reported.")
     cfg = TrainConfig.from_flat(state["config"])
     frozen_dim = state.get("frozen_text_dim")
-    model = RetrievalModel(cfg.text, cfg.model, int(state["motion_dim"]), frozen_dim, loss_cfg=cfg.loss,
-                           max_len=max(1024, cfg.data.max_frames))   # the trainer's max_len
+    model = build_model(cfg, int(state["motion_dim"]), frozen_dim)   # as the trainer built it
     model.load_state_dict(state["model"])
     model.to(device).eval()
     return LoadedModel(model=model, config=cfg, flat_config=dict(state["config"]),

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from .config import ConfigError, LossConfig, ModelConfig, OptimConfig, TextConfig
+from .config import ConfigError, LossConfig, ModelConfig, OptimConfig, TextConfig, TrainConfig
 from .motion import build_motion_encoder
 from .text import TextProjection, TextTransformer
 
@@ -105,3 +105,10 @@ class RetrievalModel(nn.Module):
             wd = 0.0 if key.endswith("no_decay") else optim_cfg.weight_decay
             groups.append({"name": key, "params": params, "lr": lr, "weight_decay": wd})
         return groups
+
+
+def build_model(cfg: TrainConfig, motion_dim: int, frozen_text_dim: int | None) -> RetrievalModel:
+    """The model a training run builds for ``cfg`` (and a checkpoint is loaded into): learned positions for at
+    least 1024 frames, more when max_frames asks for them, so a checkpoint serves longer queries than it saw."""
+    return RetrievalModel(cfg.text, cfg.model, motion_dim, frozen_text_dim, loss_cfg=cfg.loss,
+                          max_len=max(1024, cfg.data.max_frames))

@@ -16,24 +16,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .atomic import atomic_write_text, copy_dir_atomically
-from .config import ConfigError, TrainConfig
+from .config import SMOKE_DATA, SMOKE_MODEL, ConfigError, TrainConfig, parse_set_pairs
 from .errors import ClearError, write_failure
 
 # Tiny everything: a CPU run of a few seconds that still exercises every stage.
-SMOKE_OVERRIDES = {"data": "synthetic:n=200", "epochs": 2, "hidden_dim": 64, "num_layers": 1, "num_heads": 2,
-                   "latent_dim": 64, "max_frames": 64, "batch_size": 32}
+SMOKE_OVERRIDES = {"data": SMOKE_DATA, "epochs": 2, **SMOKE_MODEL, "batch_size": 32}
 TABLE_COLUMNS = ("epoch", "train_loss", "recall_at_1", "weighted_recall", "full_t2m_R1", "m2t_recall_at_1",
                  "epoch_seconds", "samples_per_second")
-
-
-def parse_set(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {pair!r} is not key=value.")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def check_out_dir(out: Path, *, resuming: bool, overwrite: bool) -> str | None:
@@ -76,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in (("data", args.data), ("format", args.format), ("epochs", args.epochs)):
             if value is not None:
                 flat[key] = value
-        flat.update(parse_set(args.set))
+        flat.update(parse_set_pairs(args.set))
         cfg = TrainConfig.from_flat(flat)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from core.config import ConfigError, TrainConfig, default_flat
+from core.config import SMOKE_DATA, SMOKE_MODEL, ConfigError, TrainConfig, default_flat, parse_set_pairs
 from spaces import SpaceError, get_space
 
 from .storage import ARGS_FILE, StorageError, is_uri, join, resolve_storage
@@ -28,12 +28,10 @@ DEFAULTS: dict[str, Any] = dict(
 )
 # --smoke-test: a whole search (ASHA, checkpoints, W&B, results) in well under a minute on CPU.
 SMOKE_DEFAULTS: dict[str, Any] = dict(
-    data="synthetic:n=200", num_samples=4, max_epochs=2, grace_period=1, reduction_factor=2.0,
+    data=SMOKE_DATA, num_samples=4, max_epochs=2, grace_period=1, reduction_factor=2.0,
     max_concurrent=2, cpus_per_trial=1.0, ensemble_top_k=3,
 )
-SMOKE_OVERRIDES: dict[str, Any] = dict(
-    hidden_dim=64, latent_dim=64, num_layers=1, num_heads=2, ff_mult=2, max_frames=64,
-)
+SMOKE_OVERRIDES: dict[str, Any] = dict(SMOKE_MODEL)
 SCHEDULERS = {"asha": "ASHA early stopping (default)", "fifo": "no early stopping: every trial trains --max-epochs"}
 SAMPLERS = {"tpe": "Optuna TPE, multivariate (default)", "random": "Optuna random sampling (a baseline)"}
 # Config keys that have their own flag: setting them via --set would silently fight the flag.
@@ -179,15 +177,13 @@ def given_flags(ns: argparse.Namespace) -> dict[str, Any]:
 
 def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
     """['k=v', ...] -> typed (key, value) pairs, each checked against TrainConfig."""
-    raw: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ArgsError(f"--set {item!r}: expected KEY=VALUE, e.g. --set max_frames=120.")
+    try:
+        raw = parse_set_pairs(items)
+    except ConfigError as e:
+        raise ArgsError(str(e)) from None
+    for key in raw:
         if key in FLAG_OWNED_KEYS:
             raise ArgsError(f"--set {key}=...: '{key}' has its own flag; use {FLAG_OWNED_KEYS[key]} instead.")
-        raw[key] = value.strip()
     if not raw:
         return ()
     try:  # from_flat checks names (with did-you-mean) and coerces '0.05' -> 0.05, 'true' -> True

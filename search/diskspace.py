@@ -35,14 +35,13 @@ def free_bytes(path: str) -> int:
 def checkpoint_bytes(base: dict[str, Any], shared) -> int:
     """Size of one checkpoint of the base config (frozen text; a fine-tuned text encoder adds its weights)."""
     from core.config import TrainConfig
-    from core.model import RetrievalModel
+    from core.model import build_model
 
     cfg = TrainConfig.from_flat(base)
     frozen_dim = shared.frozen_features(cfg.text).dim if cfg.text.text_mode == "frozen" else None
     if frozen_dim is None:   # building it would load the whole text transformer: count the projection only
         return 64 * MIB
-    model = RetrievalModel(cfg.text, cfg.model, shared.corpus.dim, frozen_dim, loss_cfg=cfg.loss,
-                           max_len=max(1024, cfg.data.max_frames))
+    model = build_model(cfg, shared.corpus.dim, frozen_dim)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_val = len(shared.corpus.splits.get("val", ()))
     embeddings = n_val * (2 * cfg.model.latent_dim + 8) * 4

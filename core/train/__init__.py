@@ -37,7 +37,7 @@ from ..evaluate import embed_split, evaluate_split, text_embeddings
 from ..memory import release_free_heap
 from ..precision import autocast, autocast_enabled
 from ..losses import build_loss
-from ..model import RetrievalModel
+from ..model import build_model
 from ..shared import SharedInputs, prepare_shared
 
 Reporter = Callable[[dict, "str | None"], None]
@@ -101,8 +101,7 @@ class _Trainer:
         self.builder = BatchBuilder(corpus, shared.mean, shared.std, cfg.data.max_frames, cfg.augment)
         self.frozen = shared.frozen_features(cfg.text) if cfg.text.text_mode == "frozen" else None
         self.sentences = shared.sentence_features(cfg.text) if cfg.loss.filter_threshold > 0 else None
-        self.model = RetrievalModel(cfg.text, cfg.model, corpus.dim, self.frozen.dim if self.frozen else None,
-                                    loss_cfg=cfg.loss, max_len=max(1024, cfg.data.max_frames)).to(self.device)
+        self.model = build_model(cfg, corpus.dim, self.frozen.dim if self.frozen else None).to(self.device)
         self.loss_fn = build_loss(cfg.loss)
         self.optimizer = torch.optim.AdamW(self.model.param_groups(cfg.optim, cfg.text))
         bs = cfg.optim.batch_size

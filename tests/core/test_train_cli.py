@@ -33,7 +33,7 @@ def test_smoke_test_writes_metrics_and_checkpoints(tmp_path):
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path):
     for args, expected in ((["--set", "temprature=0.1"], "did you mean 'temperature'"),
-                           (["--set", "lr"], "is not key=value"),
+                           (["--set", "lr"], "expected KEY=VALUE"),
                            (["--data", str(tmp_path / "missing")], "does not exist")):
         proc = run("--smoke-test", "--out", str(tmp_path / "x"), *args)
         assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
