@@ -21,6 +21,7 @@ from core.inference import (SplitEmbeddings, data_key, encode_split, is_checkpoi
 from results.errors import ResultsError
 from results.refit import has_refit, refit_members, refit_ranking
 from results.report import load_trials
+from results.tables import trial_rank_key
 
 SPLITS = ("val", "test")
 FINISHED = ("TERMINATED", "ERROR")
@@ -52,8 +53,7 @@ def search_candidates(trials) -> list[Candidate]:
             continue
         out.append(Candidate(str(row["trial_id"]), str(row["trial_id"]), Path(ckpt), row["status"], r1,
                              _number(row.get("best_weighted_recall"))))
-    return sorted(out, key=lambda c: (-c.val_recall_at_1, -(c.val_weighted_recall if c.val_weighted_recall
-                                                            is not None else -math.inf), c.member_id))
+    return sorted(out, key=lambda c: trial_rank_key(c.val_recall_at_1, c.val_weighted_recall, c.member_id))
 
 
 def refit_candidates(experiment_dir: Path, top_k: int) -> list[Candidate]:

@@ -60,6 +60,14 @@ def metric_keys(trials: Iterable[TrialRecord]) -> list[str]:
     return list(seen)
 
 
+def trial_rank_key(best_metric: float, best_weighted_recall: Any, trial_id: str) -> tuple[float, float, str]:
+    """THE order of trials everywhere (trials.parquet's rank, the leaderboard, ensemble members, the search's
+    summary): best val R@1 down, then best weighted recall down, then trial id."""
+    weighted = best_weighted_recall if is_number(best_weighted_recall) and math.isfinite(best_weighted_recall) \
+        else float("-inf")
+    return (-best_metric, -weighted, str(trial_id))
+
+
 def best_row(rows: list[dict[str, Any]], metric: str = PRIMARY_METRIC) -> dict[str, Any] | None:
     """The earliest report with the highest finite `metric` (None if it was never reported)."""
     scored = [r for r in rows if is_number(r.get(metric)) and math.isfinite(r[metric])]
@@ -151,7 +159,8 @@ def trial_rows(trials: list[TrialRecord], metric: str = PRIMARY_METRIC) -> list[
     def rankable(r: dict[str, Any]) -> bool:
         return r[f"best_{metric}"] is not None and r["status"] != ABANDONED
 
-    ranked = sorted((r for r in out if rankable(r)), key=lambda r: (-r[f"best_{metric}"], r["trial_id"]))
+    ranked = sorted((r for r in out if rankable(r)), key=lambda r: trial_rank_key(
+        r[f"best_{metric}"], r.get("best_weighted_recall"), r["trial_id"]))
     for i, r in enumerate(ranked, start=1):
         r["rank"] = i
     unranked = sorted((r for r in out if not rankable(r)), key=lambda r: r["trial_id"])

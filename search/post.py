@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .args import SearchArgs
-from .trial_config import METRIC, MODE
+from .trial_config import METRIC   # maximized: results/ ranks by it (results.tables.trial_rank_key)
 
 
 @dataclass
@@ -32,42 +32,51 @@ class SearchOutcome:
     seconds: dict[str, float] = field(default_factory=dict)   # wall time per stage: search, refit
 
 
+def _best_report(result) -> dict[str, Any] | None:
+    """The report of a Tune result where R@1 peaked (results/'s rule: the earliest of equal peaks)."""
+    from results.tables import best_row
+
+    df = result.metrics_dataframe
+    if df is None or METRIC not in df:
+        return None
+    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if not k.startswith("config/")}
+            for row in df.to_dict("records")]
+    for row in rows:
+        row.setdefault("epoch", row.get("training_iteration"))
+    return best_row(rows, METRIC)
+
+
 def best_from_grid(grid, trial_id: str | None = None) -> tuple[str | None, dict | None, dict | None, str | None]:
-    """(trial_id, config, metrics at its best epoch, best checkpoint) of the given trial, or of the
-    trial with the best-ever R@1 (scope='all': ASHA-stopped trials end on an early epoch)."""
-    scored = [r for r in grid if r.metrics and METRIC in r.metrics]
+    """(trial_id, config, metrics at its best epoch, best checkpoint) of the given trial, or of the best trial by
+    results/'s one ranking rule (``results.tables.trial_rank_key``) over every epoch each trial reported (ASHA-
+    stopped trials end on an early epoch)."""
+    from results.tables import best_row, trial_rank_key
+
+    scored = [(r, report) for r in grid if (report := _best_report(r)) is not None]
+    if trial_id is not None:
+        scored = [(r, report) for r, report in scored if r.metrics.get("trial_id") == trial_id]
     if not scored:
         return None, None, None, None
-    if trial_id is not None:
-        best = next((r for r in scored if r.metrics.get("trial_id") == trial_id), None)
-        if best is None:
-            return None, None, None, None
-    else:
-        best = grid.get_best_result(metric=METRIC, mode=MODE, scope="all", filter_nan_and_inf=True)
-    df = best.metrics_dataframe
-    metrics = dict(best.metrics)
-    if df is not None and METRIC in df:  # the epoch where R@1 peaked, not the last one
-        row = df.loc[df[METRIC].idxmax() if MODE == "max" else df[METRIC].idxmin()]
-        metrics = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()
-                   if not k.startswith("config/")}
-    checkpoint = None
-    if best.best_checkpoints:
-        key = (lambda cm: cm[1].get(METRIC, float("-inf")))
-        checkpoint = max(best.best_checkpoints, key=key)[0].path
-    return best.metrics.get("trial_id"), dict(best.config), metrics, checkpoint
+    best, metrics = min(scored, key=lambda item: trial_rank_key(
+        item[1][METRIC], item[1].get("weighted_recall"), item[0].metrics.get("trial_id", "")))
+    candidates = [{**m, "epoch": m.get("epoch", m.get("training_iteration")), "path": c.path}
+                  for c, m in (best.best_checkpoints or [])]
+    chosen = best_row(candidates, METRIC)
+    return best.metrics.get("trial_id"), dict(best.config), metrics, chosen["path"] if chosen else None
 
 
 def leaderboard_from_grid(grid, top: int = 10) -> str:
-    """Plain-text top-N used only when results/ is not available."""
+    """Plain-text top-N, in results/'s order, for when results/ cannot read the experiment (cloud storage, an
+    interrupted search)."""
+    from results.tables import trial_rank_key
+
     rows = []
     for r in grid:
-        df = r.metrics_dataframe
-        if df is None or METRIC not in df or df[METRIC].isna().all():
-            continue
-        i = df[METRIC].idxmax()
-        rows.append((float(df.loc[i, METRIC]), float(df.loc[i].get("weighted_recall", float("nan"))),
-                     int(df["training_iteration"].max()), r.metrics.get("trial_id", "?")))
-    rows.sort(reverse=True)
+        report = _best_report(r)
+        if report is not None:
+            rows.append((report[METRIC], report.get("weighted_recall", float("nan")),
+                         int(r.metrics_dataframe["training_iteration"].max()), r.metrics.get("trial_id", "?")))
+    rows.sort(key=lambda row: trial_rank_key(row[0], row[1], row[3]))
     lines = [f"{'rank':>4}  {'trial':<10} {'R@1':>7} {'wR':>7} {'epochs':>6}"]
     lines += [f"{n:>4}  {tid:<10} {r1:7.2f} {wr:7.2f} {ep:>6}" for n, (r1, wr, ep, tid) in
               enumerate(rows[:top], 1)]

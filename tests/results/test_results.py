@@ -315,3 +315,12 @@ def test_projection_falls_back_to_pca_without_sklearn(monkeypatch):
     assert xy.shape == (30, 2) and method.startswith("PCA")
     centered = points - points.mean(axis=0)
     assert np.var(xy[:, 0]) == pytest.approx(np.linalg.svd(centered, compute_uv=False)[0] ** 2 / 30)
+
+
+def test_one_ranking_rule_breaks_ties_by_weighted_recall_then_id():
+    from results.tables import trial_rank_key
+
+    trials = [(50.0, 60.0, "b"), (50.0, 70.0, "c"), (50.0, None, "a"), (55.0, 10.0, "z"), (50.0, 70.0, "a")]
+    ranked = sorted(trials, key=lambda t: trial_rank_key(*t))
+    assert [t[2] for t in ranked] == ["z", "a", "c", "b", "a"]
+    assert ranked[1] == (50.0, 70.0, "a") and ranked[-1] == (50.0, None, "a")   # no weighted recall: last of a tie
