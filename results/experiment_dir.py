@@ -1,4 +1,9 @@
-"""Read a Ray Tune experiment directory from disk: no Ray import, no running cluster, no unpickling.
+"""Read a search's experiment directory from disk: no Ray import, no running cluster, no unpickling.
+
+Each trial folder of a search made by this project holds ``trial.json``, the trial's own record
+(results/trial_record.py: status, config, one report per epoch, failures, the driver session that last wrote it).
+It is read first and wins; Tune's files below are the fallback for experiments without records (older
+versions, other tools) and for the failure messages (error.txt).
 
 Ray 2.60 layout (learned from real runs, see tests/results/test_results.py):
 
@@ -39,9 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from results.errors import ResultsError
+from results.trial_record import FINAL_STATUSES, RECORD_FILE, read_record
 
 STATE_GLOB = "experiment_state-*.json"
-TRIAL_FILES = ("params.json", "result.json", "progress.csv", "error.txt")
+TRIAL_FILES = (RECORD_FILE, "params.json", "result.json", "progress.csv", "error.txt")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Trial ids: basic variant generator '<5 hex>_<5 digits>', searchers (Optuna) 8 hex chars; folders are
 # '<trainable>_<id>_<n>_<tag>_<date>' by default or a custom name such as 'trial_<id>'.
@@ -103,6 +109,8 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
 
     trials: dict[str, TrialRecord] = {}
     claimed: set[Path] = set()
+    newest_session = max((_as_float((read_record(d, []) or {}).get("session_start")) or 0.0 for d in dirs),
+                         default=0.0)
     for trial_id, entry in state.items():
         logdir = entry.get("relative_logdir")
         trial_dir = (path / logdir) if logdir and (path / logdir).is_dir() else None
@@ -118,19 +126,30 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
             warnings.append(f"skipped folder {trial_dir.name}: cannot tell which trial it belongs to.")
             continue
         record = _merge(trial_id, {}, trial_dir, warnings, rows=rows, in_state=False)
-        if state_file is not None and session_start is not None and _started_at(trial_dir, rows) < session_start:
-            record.status = ABANDONED
-            record.error = (f"abandoned: started by an earlier driver session that stopped before saving it to the "
-                            f"experiment state; the resumed search ({state_file.name}) never continued it and ran "
-                            "a new trial in its place. Its epochs are kept, it is not ranked.")
-            warnings.append(f"trial {trial_id} was abandoned by a driver that died before saving it (not in "
-                            f"{state_file.name}); listed with status {ABANDONED}, not ranked.")
-        elif state_file is not None:
+        if _abandoned(record, trial_dir, rows, state_file, session_start, newest_session):
+            record.status, record.in_state = ABANDONED, False
+            record.error = ("abandoned: started by an earlier driver session that stopped before saving it; the "
+                            "resumed search never continued it and ran a new trial in its place. Its epochs are "
+                            "kept, it is not ranked.")
+            warnings.append(f"trial {trial_id} was abandoned by a driver that died before saving it; listed with "
+                            f"status {ABANDONED}, not ranked.")
+        elif state_file is not None and read_record(trial_dir, []) is None:
             warnings.append(f"trial {trial_id} is not in {state_file.name} (the driver stopped before saving "
                             "it); its status is inferred from its folder.")
         trials[trial_id] = record
     return ExperimentDir(path=path, state_file=state_file,
                          trials=[trials[k] for k in sorted(trials)], warnings=warnings)
+
+
+def _abandoned(trial: TrialRecord, trial_dir: Path, rows: list[dict[str, Any]], state_file: Path | None,
+               session_start: float | None, newest_session: float) -> bool:
+    """Started by an earlier driver session that died before the newest one heard of it (see the module doc).
+    A trial's own record settles it when there is one: unfinished, and last written by an older session."""
+    record = read_record(trial_dir, [])
+    if record is not None:
+        written_by = _as_float(record.get("session_start")) or 0.0
+        return record["status"] not in FINAL_STATUSES and written_by < newest_session
+    return state_file is not None and session_start is not None and _started_at(trial_dir, rows) < session_start
 
 
 def newest_state_file(path: Path) -> Path | None:
@@ -193,39 +212,49 @@ def _finite_number(value: Any) -> bool:
 
 
 def _read_rows(trial_dir: Path | None, warnings: list[str]) -> list[dict[str, Any]]:
-    """result.json reports, one per epoch (a restored trial may repeat an epoch: the later report wins)."""
+    """The trial's reports, one per epoch (a restored trial may repeat an epoch: the later report wins): from its
+    own record (trial.json) when it has one, else from Tune's result.json."""
+    record = read_record(trial_dir, [])   # read_record's warnings are given once, by _merge
+    if record is not None:
+        return _valid_rows(trial_dir, RECORD_FILE, record["epochs"], warnings)
     if trial_dir is None or not (trial_dir / "result.json").is_file():
         return []
+    with open(trial_dir / "result.json", encoding="utf-8", errors="replace") as fh:
+        return _valid_rows(trial_dir, "result.json", (_json_or_none(line) for line in fh if line.strip()), warnings)
+
+
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None   # a line torn by a killed driver
+
+
+def _valid_rows(trial_dir: Path, source: str, rows, warnings: list[str]) -> list[dict[str, Any]]:
     by_epoch: dict[int, dict[str, Any]] = {}
     bad = 0
-    with open(trial_dir / "result.json", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                bad += 1  # a line torn by a killed driver
-                continue
-            if not isinstance(row, dict):
-                bad += 1
-                continue
-            epoch = row.get("epoch", row.get("training_iteration"))
-            # NaN/Infinity parse as JSON floats: a damaged line, not an epoch or a score (a diverged trial reports 0)
-            if not _finite_number(epoch) or epoch < 1 or not _finite_number(row.get("recall_at_1", 0.0)):
-                bad += 1
-                continue
-            row["epoch"] = int(epoch)
-            by_epoch[int(epoch)] = row
+    for row in rows:
+        epoch = row.get("epoch", row.get("training_iteration")) if isinstance(row, dict) else None
+        # NaN/Infinity parse as JSON floats: a damaged line, not an epoch or a score (a diverged trial reports 0)
+        if not _finite_number(epoch) or epoch < 1 or not _finite_number(row.get("recall_at_1", 0.0)):
+            bad += 1
+            continue
+        row["epoch"] = int(epoch)
+        by_epoch[int(epoch)] = row
     if bad:
-        warnings.append(f"{trial_dir.name}/result.json: skipped {bad} unreadable line(s).")
+        warnings.append(f"{trial_dir.name}/{source}: skipped {bad} unreadable line(s).")
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def _merge(trial_id: str, entry: dict[str, Any], trial_dir: Path | None, warnings: list[str], *,
            rows: list[dict[str, Any]] | None = None, in_state: bool = True) -> TrialRecord:
     rows = _read_rows(trial_dir, warnings) if rows is None else rows
-    config = _read_config(trial_dir, entry, rows)
+    record = read_record(trial_dir, warnings)
+    if record is not None:   # the project's own record is written on every event: it wins over Tune's state
+        entry = {**entry, "status": record["status"], "config": record["config"],
+                 **{k: record.get(k) for k in ("num_failures", "start_time", "last_result_time")}}
+        in_state = True
+    config = record["config"] if record is not None else _read_config(trial_dir, entry, rows)
     error_text = _read_error_file(trial_dir, entry.get("error_filename"))
     status = entry.get("status") if in_state else None
     if not isinstance(status, str):

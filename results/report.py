@@ -13,6 +13,7 @@ from results.errors import ResultsError
 from results.experiment_dir import ExperimentDir, read_experiment
 from results.leaderboard import format_leaderboard
 from results.plots import load_embeddings, plot_embedding_map, plot_recall_vs_epoch, plot_similarity
+from results.trial_record import RECORD_FILE
 from results.tables import PRIMARY_METRIC, epoch_rows, flatten_config, to_table, trial_rows
 
 TRIALS_FILE = "trials.parquet"
@@ -148,7 +149,8 @@ def _no_epoch_problem(exp: ExperimentDir, epochs: pa.Table) -> str:
 
 def _newest_input_mtime(path: Path) -> float:
     newest = 0.0
-    for candidate in [*path.glob("experiment_state-*.json"), *path.glob("*/result.json"), *path.glob("*/error.txt")]:
+    inputs = ("experiment_state-*.json", f"*/{RECORD_FILE}", "*/result.json", "*/error.txt")
+    for candidate in [p for pattern in inputs for p in path.glob(pattern)]:
         try:
             newest = max(newest, candidate.stat().st_mtime)
         except OSError:

@@ -117,6 +117,7 @@ def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from .records import TrialRecords
     from .tuner import build_progress_reporter, trial_name
 
     configs = [r.config for r in to_train(runs)]
@@ -131,7 +132,8 @@ def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun
             name=REFIT_DIR, storage_path=args.experiment_path,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),   # the full-length model is the last one
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
-            callbacks=callbacks, progress_reporter=build_progress_reporter(args, ["seed", "lr", "temperature"],
+            callbacks=[TrialRecords(refit_path(args)), *callbacks],
+            progress_reporter=build_progress_reporter(args, ["seed", "lr", "temperature"],
                                                                            total=len(configs)),
             verbose=1))
 

@@ -17,6 +17,7 @@ from ray.tune.search.optuna import OptunaSearch
 from spaces import get_space
 
 from .args import SearchArgs
+from .records import TrialRecords
 from .trial_config import METRIC, MODE, make_sampler
 
 PROGRESS_METRICS = {"epoch": "epoch", "recall_at_1": "R@1", "weighted_recall": "wR",
@@ -63,7 +64,7 @@ def build_run_config(args: SearchArgs, *, callbacks: list, param_columns: Sequen
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order=MODE),
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
-        callbacks=callbacks,
+        callbacks=[TrialRecords(args.experiment_path), *callbacks],   # each trial's own trial.json
         progress_reporter=build_progress_reporter(args, param_columns),
         verbose=1,
     )

@@ -78,6 +78,11 @@ def fake_abandoned_copy(experiment: Path, source_id: str) -> str:
     session_start = float(json.loads(sorted(experiment.glob("experiment_state-*.json"))[-1].read_text())
                           ["stats"]["start_time"])
     os.utime(target / "params.json", (session_start - 3600, session_start - 3600))
+    # Its own record as that driver left it: one epoch, still RUNNING, last written by the older session.
+    record = json.loads((target / "trial.json").read_text())
+    record.update(trial_id=abandoned_id, status="RUNNING", session_start=record["session_start"] - 3600,
+                  epochs=[{**record["epochs"][0], "trial_id": abandoned_id}])
+    (target / "trial.json").write_text(json.dumps(record))
     return abandoned_id
 
 

@@ -52,7 +52,7 @@ def test_query_an_ensemble_and_a_checkpoint_dir(smoke, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("query: 'a person hands an object to another'") and len(lines) == 2 + 3
     assert [line.split()[0] for line in lines[2:]] == ["1", "2", "3"]
-    checkpoint = next(smoke.glob("train_trial_*/checkpoint_*"))
+    checkpoint = next(smoke.glob("trial_*/checkpoint_*"))
     assert run_ensemble.main([str(checkpoint), "--query", "a person walks", "--split", "val"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2 + 10
     assert run_ensemble.main([str(checkpoint)]) == 2          # one model: query it, do not "ensemble" it

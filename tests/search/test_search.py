@@ -162,6 +162,31 @@ def test_best_config_and_checkpoint_are_retrievable(aligned_search):
     assert (Path(outcome.experiment_path) / "search_args.json").is_file()
 
 
+def test_every_trial_keeps_its_own_record_and_results_need_no_tune_state(aligned_search, tmp_path):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from results import write_results
+
+    args, outcome = aligned_search
+    exp = Path(outcome.experiment_path)
+    for trial in trials_of(outcome.experiment_path):
+        record = json.loads((Path(trial.path) / "trial.json").read_text())
+        assert record["status"] == "TERMINATED" and record["trial_id"] == trial.trial_id
+        assert [e["epoch"] for e in record["epochs"]] == epochs_of(Path(trial.path))
+        assert [e["recall_at_1"] for e in record["epochs"]] == history_of(trial.path, "recall_at_1")
+    # Without Tune's experiment state (or its result.json files) results/ reads the same search from the records.
+    copy = Path(shutil.copytree(exp, tmp_path / "copy", ignore=shutil.ignore_patterns(
+        "experiment_state-*", "result.json", "progress.csv", "trials.parquet", "epochs.parquet", "refit")))
+    original = {r["trial_id"]: r for r in pq.read_table(exp / "trials.parquet").to_pylist()}
+    rebuilt = {r["trial_id"]: r for r in write_results(copy, quiet=True).trials.to_pylist()}
+    assert rebuilt.keys() == original.keys()
+    for trial_id, row in rebuilt.items():
+        for key in ("status", "rank", "epochs_run", "best_epoch", "best_recall_at_1", "stopped_early"):
+            assert row[key] == original[trial_id][key], (trial_id, key)
+
+
 def test_wandb_offline_writes_one_run_per_trial_and_a_summary(aligned_search):
     args, outcome = aligned_search
     runs = sorted((Path(outcome.experiment_path) / "wandb").glob("offline-run-*"))

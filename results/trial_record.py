@@ -1,0 +1,40 @@
+"""``<trial folder>/trial.json``: the record each trial of a search keeps in this project's own format (written by
+search/records.py in the driver; results/ reads it before anything Tune wrote).
+
+    {"format": "motion-retrieval-search/trial@1", "trial_id": str, "status": "RUNNING"|"TERMINATED"|"ERROR",
+     "config": {flat TrainConfig}, "epochs": [one report per epoch: our metrics, "epoch", "checkpoint_dir_name",
+     timings], "num_failures": int, "start_time": unix s, "last_result_time": unix s,
+     "session_start": unix s of the driver session that last wrote it}
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RECORD_FILE = "trial.json"
+RECORD_FORMAT = "motion-retrieval-search/trial@1"
+FINAL_STATUSES = frozenset({"TERMINATED", "ERROR"})
+
+
+def record_row(result: dict[str, Any]) -> dict[str, Any]:
+    """What a record keeps of one Tune report: everything but the config (stored once per record)."""
+    return {k: v for k, v in result.items() if k != "config"}
+
+
+def read_record(trial_dir: Path | None, warnings: list[str]) -> dict[str, Any] | None:
+    """The trial's record, or None when it has none (an older experiment, a foreign one) or it is unreadable."""
+    if trial_dir is None or not (trial_dir / RECORD_FILE).is_file():
+        return None
+    try:
+        data = json.loads((trial_dir / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        warnings.append(f"{trial_dir.name}/{RECORD_FILE} is unreadable ({type(exc).__name__}); read Tune's files "
+                        "instead.")
+        return None
+    fields_ok = (isinstance(data, dict) and data.get("format") == RECORD_FORMAT and isinstance(data.get("epochs"), list)
+                 and isinstance(data.get("config"), dict) and isinstance(data.get("status"), str))
+    if not fields_ok:
+        warnings.append(f"{trial_dir.name}/{RECORD_FILE} is not a {RECORD_FORMAT} record; read Tune's files instead.")
+        return None
+    return data

@@ -1,0 +1,99 @@
+"""Each trial's own record, ``<trial folder>/trial.json``, in a format this project owns (results/trial_record.py
+reads it): config, status, every epoch's metrics with its checkpoint folder, failures, and the driver session
+that last wrote it. Written by the driver through Tune's public ``Callback`` API, atomically, on every
+start, epoch, end and failure, so results/ need not parse Tune's experiment state (the failure messages
+stay in Tune's plain-text error.txt beside it).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from results.trial_record import RECORD_FILE, RECORD_FORMAT, record_row
+
+from . import storage
+
+
+class TrialRecords(tune.Callback):
+    """Keeps ``trial.json`` of every trial current. ``experiment_path`` is where the records go when Tune's
+    trial path is not a local folder (cloud storage: Tune's path there has no scheme)."""
+
+    def __init__(self, experiment_path: str) -> None:
+        self.experiment_path = experiment_path
+        self.session_start = time.time()
+        self._records: dict[str, dict[str, Any]] = {}
+
+    def setup(self, **info: Any) -> None:
+        # Called once per driver session (a --resume restores this object from tuner.pkl, then calls setup):
+        # a record the newest session never wrote to belongs to a trial that session did not continue.
+        self.session_start = time.time()
+        self._records = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"experiment_path": self.experiment_path}   # no per-session state in tuner.pkl
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["experiment_path"])
+
+    def _target(self, trial) -> str:
+        trial_dir = Path(trial.path)
+        if trial_dir.is_absolute() and not storage.is_uri(self.experiment_path):
+            return str(trial_dir / RECORD_FILE)
+        return storage.join(storage.join(self.experiment_path, trial_dir.name), RECORD_FILE)
+
+    def _record(self, trial) -> dict[str, Any]:
+        record = self._records.get(trial.trial_id)
+        if record is None:
+            record = self._records[trial.trial_id] = {
+                "format": RECORD_FORMAT, "trial_id": trial.trial_id, "config": dict(trial.config),
+                "start_time": time.time(), "epochs": [], "num_failures": 0}
+            previous = _read_existing(self._target(trial))   # a resumed trial keeps its earlier epochs
+            if previous is not None:
+                for key in ("start_time", "epochs", "num_failures"):
+                    record[key] = previous.get(key, record[key])
+        return record
+
+    def _write(self, trial, status: str) -> None:
+        record = self._record(trial)
+        record.update(status=status, session_start=self.session_start, updated=time.time())
+        try:
+            storage.write_json(self._target(trial), record)
+        except OSError:
+            pass   # a full or read-only disk: Tune's own files report it; results/ falls back to them
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._write(trial, "RUNNING")
+
+    def on_trial_restore(self, iteration, trials, trial, **info) -> None:
+        self._write(trial, "RUNNING")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        record = self._record(trial)
+        row = record_row(result)   # a restored trial repeats an epoch: the later report replaces the earlier
+        record["epochs"] = [e for e in record["epochs"] if e.get("epoch") != row.get("epoch")] + [row]
+        record["last_result_time"] = time.time()
+        self._write(trial, "RUNNING")
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._write(trial, "TERMINATED")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:   # failed, Tune retries it
+        record = self._record(trial)
+        record["num_failures"] = int(record.get("num_failures") or 0) + 1
+        self._write(trial, "RUNNING")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:   # failed for good (the message: error.txt)
+        record = self._record(trial)
+        record["num_failures"] = int(record.get("num_failures") or 0) + 1
+        self._write(trial, "ERROR")
+
+
+def _read_existing(target: str) -> dict[str, Any] | None:
+    try:
+        data = storage.read_json(target) if storage.exists(target) else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == RECORD_FORMAT else None
