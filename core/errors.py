@@ -33,3 +33,14 @@ def write_failure(e: OSError) -> str | None:
     else:
         fix = "copy the folder somewhere writable (cp -r) and run there, or make it writable."
     return f"{where}: cannot write here ({e.strerror}). Fix: {fix}"
+
+
+def error_line(exc: BaseException, input_errors: tuple[type[BaseException], ...]) -> str | None:
+    """The one line an entry point prints (then exits 2) for ``exc``: an input error's own message, or a write
+    failure (read-only, no permission, disk full) named with its place and fix; None for anything else (a bug:
+    let its traceback show)."""
+    if isinstance(exc, input_errors):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return write_failure(exc)
+    return None

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from core.errors import write_failure
+from core.errors import error_line
 from results.errors import ResultsError
 from results.refit import has_refit, summarize_refit
 from results.report import write_results
@@ -23,16 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         if has_refit(args.experiment_dir):   # the configs retrained over seeds, ranked by their mean
             print()
             summarize_refit(args.experiment_dir)
-    except ResultsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        if write_failure(exc) is None:
-            raise
-        print(f"error: {write_failure(exc)}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `python -m results DIR | head`: the files are written, the reader left early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (ResultsError, OSError) as exc:
+        line = error_line(exc, (ResultsError,))
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -103,9 +103,7 @@ def smoke_test(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from core.config import ConfigError
-    from core.data import DataError
-    from core.errors import write_failure
+    from core.errors import error_line
     from core.inference import is_checkpoint_dir
     from results.ensemble import build_ensemble, query
     from results.errors import ResultsError
@@ -124,11 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                        weighting=args.weighting, weights=args.weights, members=args.members,
                        allow_fewer=args.allow_fewer, device=args.device)
         return 0
-    except (ResultsError, ConfigError, DataError, ValueError, FileNotFoundError) as e:
-        print(f"run_ensemble.py: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        if write_failure(e) is None:
+    except (ValueError, OSError) as e:   # ResultsError, ConfigError and DataError are ValueErrors
+        line = error_line(e, (ValueError, FileNotFoundError))
+        if line is None:
             raise
-        print(f"run_ensemble.py: error: {write_failure(e)}", file=sys.stderr)
+        print(f"run_ensemble.py: error: {line}", file=sys.stderr)
         return 2

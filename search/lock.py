@@ -13,13 +13,13 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from .args import ArgsError, SearchArgs
+from .background import every
 
 LOCK_FILE = ".driver.lock"
 HEARTBEAT_S = 10.0
@@ -107,21 +107,18 @@ def experiment_lock(args: SearchArgs) -> Iterator[None]:
     directory = Path(args.experiment_path)
     created = not directory.exists()
     lock = acquire(directory, me)
-    stop = threading.Event()
 
-    def heartbeat() -> None:
-        while not stop.wait(HEARTBEAT_S):
-            try:
-                os.utime(lock)
-            except OSError:   # removed by hand or the disk went away: nothing to keep alive
-                return
+    def heartbeat() -> bool:
+        try:
+            os.utime(lock)
+            return True
+        except OSError:   # removed by hand or the disk went away: nothing to keep alive
+            return False
 
-    beat = threading.Thread(target=heartbeat, name="experiment-lock-heartbeat", daemon=True)
-    beat.start()
     try:
-        yield
+        with every(HEARTBEAT_S, heartbeat, "experiment-lock-heartbeat"):
+            yield
     finally:
-        stop.set()
         if (_holder(lock) or {}).get("pid") == me["pid"]:
             lock.unlink(missing_ok=True)
         if created and directory.is_dir() and not any(directory.iterdir()):

@@ -19,13 +19,13 @@ import io
 import json
 import pickletools
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
 from core.atomic import atomic_path, parked_dir, swap_in_dir
 
+from .background import every
 from .ray_internals import TUNE_STATE_PATTERNS as STATE_PATTERNS, check_ray_version
 
 LAST_GOOD_DIR = ".last_good_state"
@@ -142,21 +142,16 @@ def keeping_last_good_state(experiment_path: str, *, interval_s: float = 2.0) ->
         return
     experiment = Path(experiment_path)
     check_ray_version()
-    stop = threading.Event()
 
-    def loop() -> None:
-        while not stop.wait(interval_s):
-            try:
-                snapshot(experiment)
-            except OSError:
-                pass   # the folder went away or is unreadable: the search itself will say so
+    def step() -> None:
+        try:
+            snapshot(experiment)
+        except OSError:
+            pass   # the folder went away or is unreadable: the search itself will say so
 
-    thread = threading.Thread(target=loop, name="last-good-tune-state", daemon=True)
-    thread.start()
     try:
-        yield
+        with every(interval_s, step, "last-good-tune-state"):
+            yield
     finally:
-        stop.set()
-        thread.join(timeout=10)
         with contextlib.suppress(OSError):
             snapshot(experiment)
