@@ -23,7 +23,7 @@ from bench.common import BENCH_DIR, REPO, RESULTS_DIR, out_dir_for
 from bench.summary import update_readme, write_summary
 
 SCRIPTS = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p4_tune_overhead", "p3_asha_fifo_tpe", "p5_main_job",
-           "ensemble_vs_member", "ci_width", "ensemble_diversity", "gpu")
+           "ensemble_vs_member", "ci_width", "ensemble_diversity", "encoders", "gpu")
 
 
 def selected(only: list[str] | None, skip: list[str] | None) -> list[str]:

@@ -88,6 +88,7 @@ class ModelConfig:
     motion_pooling: str = "auto"  # auto: tmr -> token, transformer -> mean, gru -> attention
     dropout: float = 0.1
     vae: bool = False            # VAE head (mu/logvar tokens); required by loss='temos'
+    ssm_state: int = 8           # ssm: state size N per channel
 
     def validate(self) -> None:
         if self.motion_encoder not in MOTION_ENCODERS:
@@ -108,6 +109,7 @@ class ModelConfig:
                and self.hidden_dim % self.num_heads == 0, "num_heads", self.num_heads,
                f"a positive divisor of hidden_dim={self.hidden_dim}")
         _check(isinstance(self.ff_mult, int) and 1 <= self.ff_mult <= 8, "ff_mult", self.ff_mult, "1..8")
+        _check(isinstance(self.ssm_state, int) and 1 <= self.ssm_state <= 64, "ssm_state", self.ssm_state, "1..64")
         _check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "a number in [0, 1)")
 
 

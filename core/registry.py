@@ -73,6 +73,7 @@ MOTION_ENCODERS.register("tmr", "core.motion:TMREncoder", family="transformer",
 MOTION_ENCODERS.register("transformer", "core.motion:TransformerEncoder", family="transformer",
                          poolings=("mean", "token", "attention"))
 MOTION_ENCODERS.register("gru", "core.motion:GRUEncoder", family="recurrent", poolings=("attention", "mean"))
+MOTION_ENCODERS.register("ssm", "core.ssm:SSMEncoder", family="ssm", poolings=("mean", "attention"))
 
 LOSSES = Registry("loss", "loss")
 # weights: the LossConfig fields the loss reads (passed by keyword); needs_vae: it also takes mu/logvar.

@@ -28,6 +28,9 @@ FILTER_THRESHOLDS = (0.0, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 MOTION_ENCODERS = MOTION_ENCODER_REGISTRY.names()   # every registered encoder (core/registry.py)
 TRANSFORMER_LAYERS = (2, 8)
 GRU_LAYERS = (1, 4)                # a recurrent stack deeper than 4 only adds latency
+SSM_LAYERS = (1, 4)                # ssm: bidirectional selective-SSM layers (each a forward and a backward block)
+SSM_STATES = (4, 8, 16)            # ssm: state size N per channel
+SSM_POOLING = "mean"               # fixed: one pooling categorical per family keeps Optuna's distributions fixed
 NUM_HEADS = (2, 4, 8)
 HIDDEN_DIM = (128, 512, 64)        # low, high, step: a multiple of 64 is divisible by every head count
 # One choice set for both transformer encoders ('token' = the learned summary/distribution token).
@@ -80,9 +83,14 @@ def suggest_architecture(trial: optuna.Trial) -> dict[str, Any]:
     encoder = trial.suggest_categorical("motion_encoder", MOTION_ENCODERS)
     low, high, step = HIDDEN_DIM
     trial.suggest_int("hidden_dim", low, high, step=step)
-    if MOTION_ENCODER_REGISTRY.trait(encoder, "family") == "recurrent":
+    family = MOTION_ENCODER_REGISTRY.trait(encoder, "family")
+    if family == "recurrent":
         trial.suggest_int("num_layers", *GRU_LAYERS)
         fixed["motion_pooling"] = GRU_POOLING
+    elif family == "ssm":
+        trial.suggest_int("num_layers", *SSM_LAYERS)
+        trial.suggest_categorical("ssm_state", SSM_STATES)
+        fixed["motion_pooling"] = SSM_POOLING
     else:
         trial.suggest_int("num_layers", *TRANSFORMER_LAYERS)
         trial.suggest_categorical("num_heads", NUM_HEADS)

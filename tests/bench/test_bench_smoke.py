@@ -122,6 +122,17 @@ def test_diversity_scores_every_member_group(quick_run):
         assert -1 <= group["mean_miss_correlation_test"] <= 1
 
 
+def test_encoders_reports_each_registered_encoder_with_cis_and_epoch_time(quick_run):
+    from core.registry import MOTION_ENCODERS
+
+    d = load(quick_run[0], "encoders")["details"]
+    assert set(d) == {"tmr", "ssm", "gru"} <= set(MOTION_ENCODERS.names())
+    for encoder, e in d.items():
+        r1 = e["test"]["recall_at_1"]
+        assert r1["low"] <= r1["value"] <= r1["high"] and e["epoch_seconds_median"] > 0
+    assert "paired_vs_tmr" in d["ssm"] and "paired_vs_tmr" not in d["tmr"]
+
+
 def test_gpu_script_runs_its_code_path_on_cpu(quick_run):
     d = load(quick_run[0], "gpu")["details"]
     assert [f["trials_per_gpu"] for f in d["fractional"]] == [2]

@@ -120,12 +120,15 @@ def test_aligned_loss_ranges_and_fixed_values(sampled):
 
 def test_architecture_is_conditional_on_encoder_and_text_mode(sampled):
     configs = sampled["architecture"]
-    assert {c["motion_encoder"] for c in configs} == set(p.MOTION_ENCODERS)  # 20 draws cover all 3
+    assert {c["motion_encoder"] for c in configs} == set(p.MOTION_ENCODERS)  # the draws cover every encoder
     for c in configs:
         assert c["hidden_dim"] % 64 == 0 and 128 <= c["hidden_dim"] <= 512
         if c["motion_encoder"] == "gru":
             assert "num_heads" not in c and c["motion_pooling"] == p.GRU_POOLING
             assert in_range(c["num_layers"], *p.GRU_LAYERS)
+        elif c["motion_encoder"] == "ssm":
+            assert "num_heads" not in c and c["motion_pooling"] == p.SSM_POOLING
+            assert in_range(c["num_layers"], *p.SSM_LAYERS) and c["ssm_state"] in p.SSM_STATES
         else:
             assert c["hidden_dim"] % c["num_heads"] == 0
             assert c["motion_pooling"] in p.TRANSFORMER_POOLINGS
