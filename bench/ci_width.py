@@ -32,8 +32,9 @@ PAIRS = (("tmr_seed0", "tmr_seed1"), ("tmr_seed0", "gru_seed0"))
 METRICS = ("recall_at_1", "full_t2m_R1", "eq_recall_at_1")
 
 
-def train_last_checkpoint(config: dict, out: Path) -> Path:
-    """Train one config; keep the last epoch's checkpoint folder (the full-length model)."""
+def train_last_checkpoint(config: dict, out: Path) -> list[dict]:
+    """Train one config; keep the last epoch's checkpoint folder (the full-length model) at ``out``; return the
+    per-epoch history."""
     from core.train import train_retrieval
 
     def keep(metrics: dict, checkpoint_dir: str | None) -> None:
@@ -41,8 +42,7 @@ def train_last_checkpoint(config: dict, out: Path) -> Path:
             shutil.rmtree(out, ignore_errors=True)
             shutil.copytree(checkpoint_dir, out)
 
-    train_retrieval(config, keep)
-    return out
+    return train_retrieval(config, keep)
 
 
 def test_embeddings(checkpoint: Path):
@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     t0, checkpoints, load = time.perf_counter(), {}, LoadRecord(load_avg(), own=args.threads)
     for name, changes in MODELS.items():
         print(f"training {name} ...", flush=True)
-        checkpoints[name] = train_last_checkpoint({**base, **changes}, work / name)
+        train_last_checkpoint({**base, **changes}, work / name)
+        checkpoints[name] = work / name
     embs = {m: test_embeddings(checkpoints[m]) for m in MODELS}
     n_test = len(embs["tmr_seed0"][0].ids)
     sizes = sorted({n for n in (100, 200, 300, 500, 1000) if n < n_test} | {n_test})

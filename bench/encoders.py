@@ -23,25 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.ci_width import test_credits, test_embeddings
+from bench.ci_width import test_credits, test_embeddings, train_last_checkpoint
 from bench.common import LoadRecord, load_avg, out_dir_for, print_rows, row, write_result
 from bench.train_config import parse_model_bench_args, train_flat
 
 NAME = "encoders"
 METRICS = ("recall_at_1", "eq_recall_at_1")
-
-
-def train(config: dict, out: Path) -> tuple[Path, list[dict]]:
-    """Train one config; keep the last checkpoint; return it and the per-epoch history."""
-    from core.train import train_retrieval
-
-    def keep(metrics: dict, checkpoint_dir: str | None) -> None:
-        if checkpoint_dir:
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.copytree(checkpoint_dir, out)
-
-    history = train_retrieval(config, keep)
-    return out, history
 
 
 def main(argv=None) -> int:
@@ -58,8 +45,8 @@ def main(argv=None) -> int:
     credits, details, rows = {}, {}, []
     for encoder in args.encoders:
         print(f"training {encoder} ...", flush=True)
-        checkpoint, history = train({**base, "motion_encoder": encoder, "seed": 0}, work / encoder)
-        emb, runtime = test_embeddings(checkpoint)
+        history = train_last_checkpoint({**base, "motion_encoder": encoder, "seed": 0}, work / encoder)
+        emb, runtime = test_embeddings(work / encoder)
         credits[encoder] = test_credits(emb, runtime, np.arange(len(emb.ids)), runtime.eval_batches)
         epoch_seconds = [h["epoch_seconds"] for h in history if "epoch_seconds" in h]
         details[encoder] = {

@@ -109,31 +109,31 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
 
     trials: dict[str, TrialRecord] = {}
     claimed: set[Path] = set()
-    newest_session = max((_as_float((read_record(d, []) or {}).get("session_start")) or 0.0 for d in dirs),
-                         default=0.0)
+    own = {d: read_record(d, warnings) for d in dirs}   # each trial's own record, read once
+    newest_session = max((_as_float((r or {}).get("session_start")) or 0.0 for r in own.values()), default=0.0)
     for trial_id, entry in state.items():
         logdir = entry.get("relative_logdir")
         trial_dir = (path / logdir) if logdir and (path / logdir).is_dir() else None
         if trial_dir is not None:
             claimed.add(trial_dir)
-        trials[trial_id] = _merge(trial_id, entry, trial_dir, warnings)
+        trials[trial_id] = _merge(trial_id, entry, trial_dir, own.get(trial_dir), warnings)
     for trial_dir in dirs:
         if trial_dir in claimed:
             continue
-        rows = _read_rows(trial_dir, warnings)
+        rows = _read_rows(trial_dir, own[trial_dir], warnings)
         trial_id = _trial_id_of(trial_dir, rows)
         if trial_id is None or trial_id in trials:
             warnings.append(f"skipped folder {trial_dir.name}: cannot tell which trial it belongs to.")
             continue
-        record = _merge(trial_id, {}, trial_dir, warnings, rows=rows, in_state=False)
-        if _abandoned(record, trial_dir, rows, state_file, session_start, newest_session):
+        record = _merge(trial_id, {}, trial_dir, own[trial_dir], warnings, rows=rows, in_state=False)
+        if _abandoned(own[trial_dir], trial_dir, rows, state_file, session_start, newest_session):
             record.status, record.in_state = ABANDONED, False
             record.error = ("abandoned: started by an earlier driver session that stopped before saving it; the "
                             "resumed search never continued it and ran a new trial in its place. Its epochs are "
                             "kept, it is not ranked.")
             warnings.append(f"trial {trial_id} was abandoned by a driver that died before saving it; listed with "
                             f"status {ABANDONED}, not ranked.")
-        elif state_file is not None and read_record(trial_dir, []) is None:
+        elif state_file is not None and own[trial_dir] is None:
             warnings.append(f"trial {trial_id} is not in {state_file.name} (the driver stopped before saving "
                             "it); its status is inferred from its folder.")
         trials[trial_id] = record
@@ -141,11 +141,10 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
                          trials=[trials[k] for k in sorted(trials)], warnings=warnings)
 
 
-def _abandoned(trial: TrialRecord, trial_dir: Path, rows: list[dict[str, Any]], state_file: Path | None,
+def _abandoned(record: dict[str, Any] | None, trial_dir: Path, rows: list[dict[str, Any]], state_file: Path | None,
                session_start: float | None, newest_session: float) -> bool:
     """Started by an earlier driver session that died before the newest one heard of it (see the module doc).
     A trial's own record settles it when there is one: unfinished, and last written by an older session."""
-    record = read_record(trial_dir, [])
     if record is not None:
         written_by = _as_float(record.get("session_start")) or 0.0
         return record["status"] not in FINAL_STATUSES and written_by < newest_session
@@ -211,10 +210,9 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _read_rows(trial_dir: Path | None, warnings: list[str]) -> list[dict[str, Any]]:
+def _read_rows(trial_dir: Path | None, record: dict[str, Any] | None, warnings: list[str]) -> list[dict[str, Any]]:
     """The trial's reports, one per epoch (a restored trial may repeat an epoch: the later report wins): from its
     own record (trial.json) when it has one, else from Tune's result.json."""
-    record = read_record(trial_dir, [])   # read_record's warnings are given once, by _merge
     if record is not None:
         return _valid_rows(trial_dir, RECORD_FILE, record["epochs"], warnings)
     if trial_dir is None or not (trial_dir / "result.json").is_file():
@@ -246,10 +244,9 @@ def _valid_rows(trial_dir: Path, source: str, rows, warnings: list[str]) -> list
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def _merge(trial_id: str, entry: dict[str, Any], trial_dir: Path | None, warnings: list[str], *,
-           rows: list[dict[str, Any]] | None = None, in_state: bool = True) -> TrialRecord:
-    rows = _read_rows(trial_dir, warnings) if rows is None else rows
-    record = read_record(trial_dir, warnings)
+def _merge(trial_id: str, entry: dict[str, Any], trial_dir: Path | None, record: dict[str, Any] | None,
+           warnings: list[str], *, rows: list[dict[str, Any]] | None = None, in_state: bool = True) -> TrialRecord:
+    rows = _read_rows(trial_dir, record, warnings) if rows is None else rows
     if record is not None:   # the project's own record is written on every event: it wins over Tune's state
         entry = {**entry, "status": record["status"], "config": record["config"],
                  **{k: record.get(k) for k in ("num_failures", "start_time", "last_result_time")}}

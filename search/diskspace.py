@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .args import ArgsError, SearchArgs
-from .tune_state import last_good_copy, torn_state_file
+from .tune_state import torn_state_file, unrecoverable_state
 
 MIB = 2**20
 BYTES_PER_PARAM = 12            # fp32 weights + AdamW exp_avg + exp_avg_sq
@@ -87,12 +87,12 @@ def disk_full_error(args: SearchArgs, per_checkpoint: int) -> DiskSpaceError:
     problem = (f"--storage {args.storage}: the disk is full ({free / MIB:.1f} MiB free): trials could not write "
                "their checkpoints.")
     experiment = Path(args.experiment_path)
-    torn = torn_state_file(experiment) if args.is_local_storage else None
-    if torn is not None and last_good_copy(experiment) is None:   # nothing complete to continue from
-        return DiskSpaceError(f"{problem} Tune's experiment state ({torn.name}) was cut off before any complete "
+    if args.is_local_storage and (lost := unrecoverable_state(experiment)) is not None:
+        return DiskSpaceError(f"{problem} Tune's experiment state ({lost.name}) was cut off before any complete "
                               "copy of it was kept, so the search cannot be resumed; its finished trials stay "
                               f"readable (python -m results, run_ensemble.py). Free at least {need:.0f} MiB and "
                               "start a new --name.")
+    torn = torn_state_file(experiment) if args.is_local_storage else None
     state = (f" (Tune's state file {torn.name} was cut off; --resume continues from its last complete copy)"
              if torn is not None else "")
     return DiskSpaceError(

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 import signal
-from contextlib import contextmanager
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,7 +21,7 @@ from .ray_internals import use_legacy_progress_reporter
 from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
 from .trainable import build_trainable
 from .trial_config import METRIC, preflight
-from .tune_state import keeping_last_good_state, last_good_copy, restore_last_good, torn_state_file
+from .tune_state import keeping_last_good_state, restore_last_good, unrecoverable_state
 from .tuner import build_tuner, restore_tuner
 
 
@@ -35,8 +35,8 @@ def check_experiment_location(args: SearchArgs) -> None:
             raise ArgsError(f"--resume: experiment {args.name!r} at {path} has no Tune state to continue "
                             "(no experiment_state-*.json: its driver stopped before Tune saved any). "
                             f"Fix: delete {path} and start it again without --resume, or use another --name.")
-        torn = torn_state_file(Path(path)) if args.is_local_storage else None
-        if torn is not None and last_good_copy(Path(path)) is None:   # Tune would silently start over
+        torn = unrecoverable_state(Path(path)) if args.is_local_storage else None
+        if torn is not None:   # Tune would silently start over
             raise ArgsError(f"--resume: {torn} is cut off (a full disk or a killed copy) and no complete copy of "
                             "Tune's state was kept, so Tune cannot continue this search. Its finished trials stay "
                             "readable (python -m results, run_ensemble.py). Fix: start a new --name.")

@@ -41,9 +41,7 @@ class TuneReporter:
 
 def train_trial(config: dict[str, Any], shared: Any = None) -> None:
     """Tune entry point; ``shared`` is the corpus + frozen text features from the object store."""
-    from core import (
-        train as core_train,  # the worker imports torch here, not at unpickling
-    )
+    from core import train as core_train  # the worker imports torch here, not at unpickling
 
     reporter = TuneReporter()
     nonfinite = getattr(core_train, "NonFiniteLossError", None)

@@ -26,10 +26,13 @@ from typing import Iterator
 from core.atomic import atomic_path, parked_dir, swap_in_dir
 
 from .background import every
+from .storage import is_uri
 from .ray_internals import TUNE_STATE_PATTERNS as STATE_PATTERNS, check_ray_version
 
 LAST_GOOD_DIR = ".last_good_state"
 TORN_DIR = ".torn_state"
+
+
 def newest_state_files(experiment: Path) -> list[Path]:
     """The newest file of each kind (what a restore reads); kinds Tune has not written yet are left out."""
     newest = []
@@ -87,8 +90,6 @@ def snapshot(experiment: Path) -> bool:
     if data is None or not all(is_complete(name, raw) for name, raw in data.items()):
         return False
     target = experiment / LAST_GOOD_DIR
-    if target.is_dir() and {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == data:
-        return True   # unchanged since the last copy
     staging = experiment / f"{LAST_GOOD_DIR}.new"
     try:
         shutil.rmtree(staging, ignore_errors=True)
@@ -110,6 +111,12 @@ def last_good_copy(experiment: Path) -> Path | None:
                 is_complete(p.name, p.read_bytes()) for p in files):
             return folder
     return None
+
+
+def unrecoverable_state(experiment: Path) -> Path | None:
+    """Tune's cut-off state file when no complete copy was kept to continue from (a resume would start over)."""
+    torn = torn_state_file(experiment)
+    return torn if torn is not None and last_good_copy(experiment) is None else None
 
 
 def restore_last_good(experiment: Path) -> str | None:
@@ -137,15 +144,19 @@ def restore_last_good(experiment: Path) -> str | None:
 def keeping_last_good_state(experiment_path: str, *, interval_s: float = 2.0) -> Iterator[None]:
     """While a Tune experiment runs, snapshot its state every ``interval_s`` (and once at the end). Cloud
     storage (a URI) writes whole objects, so there is nothing to keep there."""
-    if "://" in experiment_path:
+    if is_uri(experiment_path):
         yield
         return
     experiment = Path(experiment_path)
     check_ray_version()
+    copied: list[tuple] = [()]   # (name, mtime, size) of the set last copied: unchanged files are not read again
 
     def step() -> None:
         try:
-            snapshot(experiment)
+            files = newest_state_files(experiment)
+            signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+            if signature != copied[0] and snapshot(experiment):
+                copied[0] = signature
         except OSError:
             pass   # the folder went away or is unreadable: the search itself will say so
 
@@ -153,5 +164,4 @@ def keeping_last_good_state(experiment_path: str, *, interval_s: float = 2.0) ->
         with every(interval_s, step, "last-good-tune-state"):
             yield
     finally:
-        with contextlib.suppress(OSError):
-            snapshot(experiment)
+        step()
