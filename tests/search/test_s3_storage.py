@@ -73,11 +73,14 @@ def test_search_on_s3_interrupted_resumed_and_ensembled_from_a_synced_copy(s3_en
     cmd = [sys.executable, str(REPO / "run_search.py"), "--storage", f"s3://{BUCKET}/{PREFIX}", "--name", NAME]
     try:
         t0 = time.monotonic()
-        driver = subprocess.Popen(cmd + ["--smoke-test", "--no-wandb", "--num-samples", "3", "--max-epochs", "3",
-                                         "--grace-period", "3", "--max-concurrent", "1", "--refit-top-k", "0"],
+        # 3 trials x 5 epochs, one at a time, interrupted at the first checkpoint: ~14 epochs are still to run
+        # when SIGINT lands (with 3 epochs and the 2nd checkpoint as the trigger, a loaded CI machine once
+        # finished the whole 10 s search between the S3 listing and the signal).
+        driver = subprocess.Popen(cmd + ["--smoke-test", "--no-wandb", "--num-samples", "3", "--max-epochs", "5",
+                                         "--grace-period", "5", "--max-concurrent", "1", "--refit-top-k", "0"],
                                   cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 180
-        while not any(k.endswith("checkpoint_000001/checkpoint.pt") for k in keys(client, f"{PREFIX}/{NAME}/")):
+        while not any(k.endswith("checkpoint_000000/checkpoint.pt") for k in keys(client, f"{PREFIX}/{NAME}/")):
             assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[0][-3000:]
             time.sleep(0.5)
         driver.send_signal(signal.SIGINT)
