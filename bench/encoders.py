@@ -9,6 +9,9 @@ R@1 is capped near 1/3).
 
     python bench/encoders.py --threads 2                 # tmr vs ssm vs gru, ~10 min on 2 cores
     python bench/encoders.py --encoders tmr ssm --quick  # code-path check in seconds
+    python bench/encoders.py --encoders tmr parts parts:part_weight=0 ssm   # an arm may set config keys
+
+An arm is ``ENCODER[:key=value,...]`` (e.g. ``parts:part_weight=0``, the part model without its part loss).
 """
 from __future__ import annotations
 
@@ -36,7 +39,9 @@ def main(argv=None) -> int:
         argv, __doc__, epochs=4, quick_epochs=1, set_help="config override for every encoder",
         epochs_help="epochs per encoder (the main job's --max-epochs)",
         add_flags=lambda ap: ap.add_argument("--encoders", nargs="+", default=["tmr", "ssm", "gru"],
-                                             help="registered motion encoders to compare; the first is the reference"))
+                                             help="arms ENCODER[:key=value,...] to compare; the first is the "
+                                                  "reference"))
+    from core.config import parse_set_pairs
     from core.bootstrap import interval, paired_difference
 
     base = train_flat(args, epochs=args.epochs)
@@ -45,8 +50,11 @@ def main(argv=None) -> int:
     credits, details, rows = {}, {}, []
     for encoder in args.encoders:
         print(f"training {encoder} ...", flush=True)
-        history = train_last_checkpoint({**base, "motion_encoder": encoder, "seed": 0}, work / encoder)
-        emb, runtime = test_embeddings(work / encoder)
+        name, _, extra = encoder.partition(":")
+        overrides = parse_set_pairs(extra.split(",")) if extra else {}
+        folder = work / encoder.replace(":", "_").replace("=", "-").replace(",", "_")
+        history = train_last_checkpoint({**base, "motion_encoder": name, "seed": 0, **overrides}, folder)
+        emb, runtime = test_embeddings(folder)
         credits[encoder] = test_credits(emb, runtime, np.arange(len(emb.ids)), runtime.eval_batches)
         epoch_seconds = [h["epoch_seconds"] for h in history if "epoch_seconds" in h]
         details[encoder] = {

@@ -18,7 +18,7 @@ from .metrics import TIE_RULES
 from .registry import LOSSES, MOTION_ENCODERS
 
 
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "cls", "eot")   # text_pooling; eot: CLIP only (for CLIP, cls = eot: see core.text_clip)
 TEXT_MODES = ("frozen", "finetune")
 MOTION_POOLINGS = ("auto", "token", "mean", "attention")  # auto = the encoder's own
 
@@ -61,12 +61,12 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    text_model: str = "all-MiniLM-L6-v2"  # HF name or local path; this name = the packaged copy
+    text_model: str = "all-MiniLM-L6-v2"  # HF name or local path; this name = the packaged copy; CLIP ok
     text_mode: str = "frozen"             # 'frozen' (cached features) or 'finetune'
     text_finetune_layers: int = 0         # finetune: top N transformer layers (0 = all)
     text_lr: float = 2e-5                 # finetune: learning rate of the transformer
     text_pooling: str = "mean"
-    text_max_tokens: int = 48
+    text_max_tokens: int = 48             # CLIP: capped at its 77-token context
 
     def validate(self) -> None:
         _check(self.text_mode in TEXT_MODES, "text_mode", self.text_mode, f"one of {TEXT_MODES}")
@@ -122,13 +122,17 @@ class LossConfig:
     mse_weight: float = 0.1         # aligned: alpha * MSE(text, motion) on positives
     uniformity_weight: float = 0.01 # aligned: beta * uniformity (Wang & Isola, t=2)
     kl_weight: float = 1e-5         # temos: lambda_KL
+    part_weight: float = 1.0        # motion_encoder='parts': lambda_part on the part loss (0 = global loss only)
+    part_temperature: float = 0.1   # motion_encoder='parts': tau' of the soft part contrastive loss
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(LOSSES.unknown(self.loss))
         _check(0.001 <= self.temperature <= 10.0, "temperature", self.temperature, "a number in [0.001, 10]")
         _check(0.0 <= self.filter_threshold <= 1.0, "filter_threshold", self.filter_threshold, "[0, 1]")
-        for key in ("mse_weight", "uniformity_weight", "kl_weight"):
+        _check(0.001 <= self.part_temperature <= 10.0, "part_temperature", self.part_temperature,
+               "a number in [0.001, 10]")
+        for key in ("mse_weight", "uniformity_weight", "kl_weight", "part_weight"):
             v = getattr(self, key)
             _check(isinstance(v, (int, float)) and v >= 0, key, v, "a number >= 0")
 

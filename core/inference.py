@@ -104,9 +104,12 @@ def open_data(cfg: TrainConfig, mean: np.ndarray | None = None, std: np.ndarray 
 def _check_corpus(loaded: LoadedModel, data: SharedInputs) -> None:
     corpus = data.corpus
     if loaded.motion_dim != corpus.dim:
+        name = corpus.name if data.foreign else loaded.config.data.data
         raise ConfigError(f"{loaded.directory}: the model was trained on {loaded.motion_dim}-dim motion features, "
-                          f"but dataset {loaded.config.data.data!r} has {corpus.dim}. Fix: use the dataset "
-                          "the checkpoint was trained on.")
+                          f"but dataset {name!r} has {corpus.dim}. Fix: use the dataset the checkpoint was trained "
+                          "on, or one with its feature layout.")
+    if data.foreign:   # another dataset on purpose (cross-dataset evaluation): its layout was checked on loading
+        return
     if loaded.corpus_hash and corpus.content_hash and loaded.corpus_hash != corpus.content_hash:
         # No directory in the message: members of one search share it, so it is shown once, not per member.
         warnings.warn(f"checkpoint(s) trained on corpus {loaded.corpus_hash}, but {loaded.config.data.data!r} now "
@@ -119,7 +122,8 @@ def frozen_features_for(loaded: LoadedModel, data: SharedInputs):
 
 
 def encode_split(loaded: LoadedModel, data: SharedInputs, split: str, batch_size: int = 128) -> SplitEmbeddings:
-    """Eval-mode embeddings of every motion of ``split`` and its first caption (as during validation)."""
+    """Eval-mode embeddings of every motion of ``split`` (or ``all``: every motion) and its first caption (as during
+    validation), normalized with the checkpoint's own train-split mean/std whatever corpus ``data`` holds."""
     _check_corpus(loaded, data)
     corpus = data.corpus
     indices = corpus.split(split)
@@ -137,7 +141,7 @@ def stored_split_embeddings(loaded: LoadedModel, data: SharedInputs, split: str)
     eval mode at that epoch), when ``split`` is that split of this corpus: saves encoding it again.  None
     when the checkpoint has none, evaluated another split, or the split's motions differ."""
     path = loaded.directory / "embeddings.npz"
-    if loaded.config.data.eval_split != split or not path.is_file():
+    if data.foreign or loaded.config.data.eval_split != split or not path.is_file():
         return None
     corpus = data.corpus
     indices = corpus.split(split)

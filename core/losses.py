@@ -3,7 +3,8 @@
 Every loss returns a dict ``{"total": scalar, "<term>": scalar, ...}`` of scalar tensors;
 backpropagate "total", log the terms (``.item()`` / ``.detach()``).  ``build_loss(loss_cfg)`` gives one callable::
 
-    loss_fn(text_emb (B, d), motion_emb (B, d), *, temperature=None, sent_emb=None, mu=None, logvar=None)
+    loss_fn(text_emb (B, d), motion_emb (B, d), *, temperature=None, sent_emb=None, mu=None, logvar=None,
+            parts=None)
 
 ``temperature`` is a float or a scalar tensor (the model's learnable one, see core/model.py);
 None uses ``LossConfig.temperature``.  ``sent_emb`` (B, S) are caption sentence embeddings for
@@ -123,6 +124,26 @@ def nt_xent(text_emb, motion_emb, temperature, sent_emb=None, filter_threshold: 
     return {"total": loss, "ntxent": loss}
 
 
+def part_contrastive(motion_parts: torch.Tensor, text_parts: torch.Tensor, part_sent: torch.Tensor,
+                     temperature: float) -> torch.Tensor:
+    """SGAR's part loss with GAR-style soft targets, averaged over the P parts.
+
+    motion_parts, text_parts: (B, P, d) unit vectors (part p of motion i, part text p of motion i);
+    part_sent: (B, P, S) sentence embeddings of the part texts (any scale).  Many part texts repeat
+    ("the left leg stands still"), so a one-hot target would push apart identical descriptions: the
+    target of row i is softmax_j(cos(sent_i, sent_j) / tau') instead, which gives identical texts equal
+    weight.  Per part: mean of the soft cross-entropies motion -> texts and text -> motions, logits
+    m_i . t_j / tau'.  (The sentence similarity is symmetric, so one target matrix serves both directions.)
+    """
+    m, t = _full(motion_parts).transpose(0, 1), _full(text_parts).transpose(0, 1)   # (P, B, d)
+    s = F.normalize(_full(part_sent), dim=-1).transpose(0, 1)                          # (P, B, S)
+    target = torch.softmax((s @ s.transpose(1, 2)) / temperature, dim=-1).detach()     # (P, B, B)
+    logits = (m @ t.transpose(1, 2)) / temperature                                     # (P, B, B) motion x text
+    m2t = -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+    t2m = -(target * torch.log_softmax(logits.transpose(1, 2), dim=-1)).sum(-1).mean()
+    return 0.5 * (m2t + t2m)
+
+
 @dataclass(frozen=True)
 class RetrievalLoss:
     """The loss chosen by ``LossConfig``; call with embeddings (see the module docstring)."""
@@ -130,14 +151,21 @@ class RetrievalLoss:
 
     def __call__(self, text_emb: torch.Tensor, motion_emb: torch.Tensor, *,
                  temperature: float | torch.Tensor | None = None, sent_emb: torch.Tensor | None = None,
-                 mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> dict:
+                 mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None,
+                 parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> dict:
+        """``parts``: (motion parts, part-text embeddings, part-text sentence embeddings) of the motions
+        that have part texts (see ``part_contrastive``); adds ``part_weight * part`` to the total."""
         c = self.cfg
         loss = LOSSES.load(c.loss)   # registered in core/registry.py with the weights it reads
         kwargs = {key: getattr(c, key) for key in LOSSES.trait(c.loss, "weights", ())}
         if LOSSES.trait(c.loss, "needs_vae"):
             kwargs.update(mu=mu, logvar=logvar)
-        return loss(text_emb, motion_emb, c.temperature if temperature is None else temperature,
-                    sent_emb=sent_emb, filter_threshold=c.filter_threshold, **kwargs)
+        out = loss(text_emb, motion_emb, c.temperature if temperature is None else temperature,
+                   sent_emb=sent_emb, filter_threshold=c.filter_threshold, **kwargs)
+        if parts is not None and c.part_weight > 0 and len(parts[0]) >= 2:
+            out["part"] = part_contrastive(*parts, temperature=c.part_temperature)
+            out["total"] = out["total"] + c.part_weight * out["part"]
+        return out
 
 
 def build_loss(loss_cfg: LossConfig) -> RetrievalLoss:

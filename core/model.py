@@ -25,7 +25,7 @@ from .motion import build_motion_encoder
 from .text import TextProjection, TextTransformer
 
 # Parameter names (substrings) that are embeddings-like and get no weight decay despite ndim >= 2.
-_NO_DECAY_NAMES = ("tokens", "positions", "position_embeddings", "token_type_embeddings", "log_inv_temperature")
+_NO_DECAY_NAMES = ("tokens", "positions", "position_embedding", "token_type_embeddings", "log_inv_temperature")
 
 
 class RetrievalModel(nn.Module):

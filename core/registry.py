@@ -68,12 +68,16 @@ class Registry:
 MOTION_ENCODERS = Registry("motion encoder", "motion_encoder")
 # poolings: what motion_pooling may be; the first is the natural one ('auto'). 'token' = a learned summary token.
 # family: which depth/width/head ranges the architecture space samples for it (spaces/params.py).
+# part_embeddings: it also returns out['parts'] (B, 5, latent) for the part loss.
 MOTION_ENCODERS.register("tmr", "core.motion:TMREncoder", family="transformer",
                          poolings=("token", "mean", "attention"))
 MOTION_ENCODERS.register("transformer", "core.motion:TransformerEncoder", family="transformer",
                          poolings=("mean", "token", "attention"))
 MOTION_ENCODERS.register("gru", "core.motion:GRUEncoder", family="recurrent", poolings=("attention", "mean"))
 MOTION_ENCODERS.register("ssm", "core.ssm:SSMEncoder", family="ssm", poolings=("mean", "attention"))
+# parts: [CLS] + 5 part tokens; also returns per-part embeddings for the part loss (needs a layout with joints).
+MOTION_ENCODERS.register("parts", "core.parts:PartsEncoder", family="parts", poolings=("token",),
+                         part_embeddings=True)
 
 LOSSES = Registry("loss", "loss")
 # weights: the LossConfig fields the loss reads (passed by keyword); needs_vae: it also takes mu/logvar.

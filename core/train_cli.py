@@ -2,9 +2,12 @@
 
     python -m core.train --smoke-test
     python -m core.train --data synthetic --epochs 10 --out runs/base --set lr=3e-4 --set loss=aligned
+    python -m core.train --data bandai.tar.xz --eval-data /data/bvh --eval-format bvh   # cross-dataset
 
 Writes ``OUT/metrics.json`` (a list of per-epoch metric dicts), ``OUT/last/`` and ``OUT/best/``
-(checkpoint dirs: checkpoint.pt, config.json, embeddings.npz).  Exit status 2 on bad input.
+(checkpoint dirs: checkpoint.pt, config.json, embeddings.npz).  With ``--eval-data`` (core/crossdata.py) it
+also evaluates ``best/`` on the in-domain test split and on the other dataset and writes ``OUT/test_metrics.json``
+({"test": ..., "eval_data": {...}}).  Exit status 2 on bad input.
 """
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ from tqdm import tqdm
 
 from .atomic import atomic_write_text, copy_dir_atomically
 from .config import SMOKE_DATA, SMOKE_MODEL, ConfigError, TrainConfig, parse_set_pairs
+from .crossdata import EVAL_SPLITS, EvalData
 from .errors import ClearError, write_failure
 
 # Tiny everything: a CPU run of a few seconds that still exercises every stage.
 SMOKE_OVERRIDES = {"data": SMOKE_DATA, "epochs": 2, **SMOKE_MODEL, "batch_size": 32}
+TEST_METRICS_FILE = "test_metrics.json"
 TABLE_COLUMNS = ("epoch", "train_loss", "recall_at_1", "weighted_recall", "full_t2m_R1", "m2t_recall_at_1",
                  "epoch_seconds", "samples_per_second")
 
@@ -56,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     ap.add_argument("--smoke-test", action="store_true", help="tiny data and model; seconds on CPU")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key (repeatable)")
+    ap.add_argument("--eval-data", default=None, metavar="SPEC",
+                    help="cross-dataset evaluation: after training, report best/'s test metrics on this dataset too "
+                         "(same feature layout; normalized with the training data's mean/std)")
+    ap.add_argument("--eval-format", default=None, help="loader of --eval-data (default: auto-detect)")
+    ap.add_argument("--eval-data-split", default=None, choices=list(EVAL_SPLITS),
+                    help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
     args = ap.parse_args(argv)
 
     from .train import NonFiniteLossError, train_retrieval  # heavy imports after argument errors
@@ -67,11 +78,19 @@ def main(argv: list[str] | None = None) -> int:
                 flat[key] = value
         flat.update(parse_set_pairs(args.set))
         cfg = TrainConfig.from_flat(flat)
-    except ConfigError as e:
+        ev = EvalData.from_flags(args.eval_data, args.eval_format, args.eval_data_split)
+    except (ConfigError, ClearError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
     problem = check_out_dir(out, resuming=bool(args.resume), overwrite=args.overwrite)
+    shared = other = None
+    if problem is None and ev is not None:
+        # Both corpora load (and a different feature layout is refused) before any training or output.
+        try:
+            shared, other = load_with_eval(cfg, ev)
+        except (ConfigError, ClearError) as e:
+            problem = str(e)
     if problem is None:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and (out / "metrics.json").exists():
             history.extend(json.loads((out / "metrics.json").read_text()))
             bar.update(len(history))
-        train_retrieval(cfg.to_flat(), reporter, resume_from=args.resume)
+        train_retrieval(cfg.to_flat(), reporter, shared=shared, resume_from=args.resume)
     except (ConfigError, ClearError, NonFiniteLossError, FileNotFoundError) as e:   # ClearError: data, checkpoint
         bar.close()
         print(f"error: {e}", file=sys.stderr)
@@ -109,5 +128,29 @@ def main(argv: list[str] | None = None) -> int:
     if best:
         print(f"best epoch {best['epoch']}: recall_at_1 {best['recall_at_1']:.2f}  weighted_recall "
               f"{best['weighted_recall']:.2f}  (full split R@1 {best['full_t2m_R1']:.2f})")
-    print(f"wrote {out / 'metrics.json'}, {out / 'best'}, {out / 'last'}")
+    written = [out / "metrics.json", out / "best", out / "last"]
+    if ev is not None and best:
+        written.append(report_test_metrics(out, shared, other, ev))
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
+
+
+def load_with_eval(cfg: TrainConfig, ev: EvalData):
+    """(the training inputs with their text features, the other dataset) - its layout checked first."""
+    from .crossdata import open_eval_data
+    from .shared import load_shared
+
+    shared = load_shared(cfg.to_flat())
+    other = open_eval_data(ev, shared, cfg.data.data)
+    return shared.precompute(cfg.to_flat(), progress=False), other
+
+
+def report_test_metrics(out: Path, shared, other, ev: EvalData) -> Path:
+    """best/ on the in-domain test split and on --eval-data, printed and written to OUT/test_metrics.json."""
+    from .crossdata import evaluate_checkpoint, format_report
+
+    report = evaluate_checkpoint(out / "best", shared, other, ev)
+    report["checkpoint"] = "best"
+    print(format_report(report))
+    atomic_write_text(out / TEST_METRICS_FILE, json.dumps(report, indent=1))
+    return out / TEST_METRICS_FILE

@@ -18,6 +18,10 @@ val) is kept only when its val gain over the best member has a paired 95 % CI ab
 ensemble is the best member alone, and the report says so with the CI.  An explicit ``method`` / ``weighting`` / ``select``
 builds exactly that combination, reporting its gain (no fallback).  Test numbers are reported, never used
 to choose.  Fewer finished trials than K: used with a warning (the CLI refuses unless --allow-fewer).
+
+Cross-dataset (``eval_data=EvalData(...)``, --eval-data; core/crossdata.py): every member and fusion is also
+scored on the other dataset's split, as the third split ``eval_data`` of the table and of metrics.json (with
+its CIs and paired gains), each member normalizing it with its own training mean/std.  Reported, never chosen on.
 """
 from __future__ import annotations
 
@@ -29,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.crossdata import EVAL_KEY, EvalData
 from core.ensemble import METHODS, make_combiner, top_candidates
 from core.evaluate import equivalence_views, protocol_settings
 from core.inference import data_key, encode_queries, encode_split, is_checkpoint_dir, load_checkpoint_model, open_data
 from core.metrics import similarity_matrix
 from core.protocols import identity
-from results.ensemble_members import SPLITS, Encoded, encode_candidates, select_candidates
+from results.ensemble_members import Encoded, encode_candidates, select_candidates
 from results.ensemble_report import (ENSEMBLE_DIR, MANIFEST_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE,
                                      TOP_PREDICTIONS, format_table, member_checkpoint, plot_members_vs_ensemble,
                                      read_manifest, stored_path, verdict_text, write_folder_atomically, write_json,
@@ -88,27 +93,32 @@ def resolve_choice(method: str, weighting: str, select: str, weights, n: int) ->
 
 def _metrics_json(fs: FusionStudy, encoded: list[Encoded], source: str, settings, labels: list[str]) -> dict:
     best = fs.members[fs.best_member]
+    splits = list(encoded[0].splits)      # val, test [, eval_data]
 
     def entry(m: Scored) -> dict:
         return {"label": m.label, "method": m.method, "weighting": m.weighting, "selection": m.select,
                 "members": [encoded[i].candidate.member_id for i in m.members], "weights": m.weights,
                 "greedy_trace": m.trace,
-                **{s: m.metrics[s] for s in SPLITS},
-                "minus_best_member": {s: {k: vars(ci) for k, ci in m.gains.get(s, {}).items()} for s in SPLITS}}
+                **{s: m.metrics[s] for s in splits},
+                "minus_best_member": {s: {k: vars(ci) for k, ci in m.gains.get(s, {}).items()} for s in splits}}
 
-    return {"source": source, "protocol": vars(settings), "split_sizes": {s: len(encoded[0].splits[s].ids) for s in SPLITS},
+    eval_data = ({**encoded[0].eval_data, "normalization": "each member's own training mean/std (its checkpoint's)"}
+                 if encoded[0].eval_data else None)
+    return {"source": source, "protocol": vars(settings), EVAL_KEY: eval_data,
+            "split_sizes": {s: len(encoded[0].splits[s].ids) for s in splits},
             "members": {e.candidate.member_id: entry(m) for e, m in zip(encoded, fs.members)},
             "variants": [entry(v) for v in fs.variants], "chosen": entry(fs.chosen), "fallback": fs.fallback,
             "reason": fs.reason, "best_single_member": encoded[fs.best_member].candidate.member_id,
-            "ensemble": {s: fs.chosen.metrics[s] for s in SPLITS},
+            "ensemble": {s: fs.chosen.metrics[s] for s in splits},
             "ensemble_minus_best_member": {s: {k: vars(ci) for k, ci in fs.chosen.gains.get(s, {}).items()}
-                                           for s in SPLITS},
+                                           for s in splits},
             "diversity": fs.diversity, "labels": labels, "best_member_label": best.label}
 
 
 def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "auto", select: str = "auto",
                    quiet: bool = False, *, weighting: str = "auto", weights: Sequence[float] | None = None,
-                   members: str = "auto", allow_fewer: bool = True, device=None) -> EnsembleResult:
+                   members: str = "auto", allow_fewer: bool = True, device=None,
+                   eval_data: EvalData | None = None) -> EnsembleResult:
     """Study the fusions of an experiment's members and write ``<experiment>/ensemble/`` (see module doc)."""
     experiment_dir = Path(experiment_dir).expanduser().resolve()
     t0 = time.perf_counter()
@@ -120,19 +130,24 @@ def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "au
                                                      "--query works on it as it is.")
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    encoded = encode_candidates(candidates, device)
+    encoded = encode_candidates(candidates, device, eval_data=eval_data)
     settings = protocol_settings(encoded[0].runtime)
-    sims = {s: [similarity_matrix(e.splits[s].text, e.splits[s].motion) for e in encoded] for s in SPLITS}  # (N, N)
+    splits = list(encoded[0].splits)      # val, test [, eval_data]
+    sims = {s: [similarity_matrix(e.splits[s].text, e.splits[s].motion) for e in encoded] for s in splits}  # (N, N)
     views = {s: equivalence_views(encoded[0].splits[s].captions, encoded[0].splits[s].groups, encoded[0].runtime)
-             for s in SPLITS}
+             for s in splits}
     labels = [c.label for c in candidates]
     fs = study(Evaluator(sims, settings, views), labels, choice=choice, fixed_weights=weights,
                allow_fallback=automatic)
     metrics = _metrics_json(fs, encoded, source, settings, labels)
     n_batches = settings.batches_for(len(encoded[0].splits["test"].ids))
-    table = format_table(fs, title=f"{experiment_dir.name}: {len(encoded)} {source} member(s) and their fusions; R@1 "
-                                   f"among {settings.batch_size} candidates ({n_batches} batches), CI = 95 % "
-                                   "bootstrap over queries, gains paired")
+    title = (f"{experiment_dir.name}: {len(encoded)} {source} member(s) and their fusions; R@1 among "
+             f"{settings.batch_size} candidates ({n_batches} batches), CI = 95 % bootstrap over queries, gains paired")
+    if eval_data is not None:
+        e = encoded[0].eval_data
+        title += (f"\neval-data = {eval_data.describe()}: {e['name']}, {e['motions']} motions, normalized with each "
+                  "member's training mean/std; reported, never chosen on")
+    table = format_table(fs, title=title)
     verdict = verdict_text(fs, encoded)
     chosen_ids = [encoded[i].candidate.member_id for i in fs.chosen.members]
     combiner = identity if fs.chosen.method == "single" else make_combiner(fs.chosen.method, fs.chosen.weights)
@@ -149,6 +164,7 @@ def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "au
                      "reported_val_recall_at_1": e.candidate.val_recall_at_1, "config": e.flat_config}
                     for i, e in enumerate(encoded)],
         "selected": chosen_ids, "weights": fs.chosen.weights, "protocol": vars(settings), "warnings": notes,
+        EVAL_KEY: eval_data.to_json() if eval_data is not None else None,
         "predictions": PREDICTIONS_FORMAT,
     }
     directory = write_folder_atomically(experiment_dir, {

@@ -5,13 +5,16 @@
     python run_ensemble.py EXPERIMENT_DIR --query "a person hands an object to another" [--split test]
     python run_ensemble.py path/to/trial/checkpoint_000004 --query "a person waves"   # one model
     python run_ensemble.py --smoke-test [DIR]   # trains 3 tiny members on synthetic data, builds, queries
+    python run_ensemble.py EXPERIMENT_DIR --eval-data /data/bvh --eval-format bvh   # + another dataset's test split
 
 Builds ``EXPERIMENT_DIR/ensemble/`` (manifest.json, metrics.json, predictions_test.csv,
 members_vs_ensemble.png) and prints members and fusions on val and test with 95 % CIs and the paired
 gain over the best member.  With --method auto (the default) a fusion is kept only when its val gain
 is decided (paired CI above 0); otherwise the ensemble is the best member and it says so.
 run_search.py does the same automatically after a search (--ensemble-top-k, 0 = off).  Asking for
-more members than there are finished trials is an error here unless --allow-fewer.  Exit status:
+more members than there are finished trials is an error here unless --allow-fewer.  --eval-data SPEC
+[--eval-format F] [--eval-data-split test|val|all] also scores every member and fusion on another dataset of
+the same feature layout (core/crossdata.py; reported, never chosen on).  Exit status:
 0 ok, 2 bad input.  See results/ensemble.py, results/fusion.py and core/ensemble.py (methods, ties).
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ def _weights(values: Sequence[str] | None) -> list[float] | None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from core.crossdata import EVAL_SPLITS
     from core.ensemble import METHODS
     from results.ensemble import SELECTIONS
     from results.ensemble_members import SOURCES
@@ -64,6 +68,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--query", help="print the top motions for this text instead of building")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="--query candidates")
     ap.add_argument("--top", type=int, default=10, help="--query: how many motions to print")
+    ap.add_argument("--eval-data", default=None, metavar="SPEC",
+                    help="cross-dataset evaluation: also score members and fusions on this dataset (same feature "
+                         "layout, each member's training normalization; reported, never chosen on)")
+    ap.add_argument("--eval-format", default=None, help="loader of --eval-data (default: auto-detect)")
+    ap.add_argument("--eval-data-split", default=None, choices=list(EVAL_SPLITS),
+                    help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
     ap.add_argument("--device", default=None, help="cpu, cuda[:N] (default: CUDA when visible)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--smoke-test", action="store_true",
@@ -75,6 +85,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--query: the text is empty; give the words to search for, e.g. --query 'a person waves'.")
     if args.top < 1:
         ap.error(f"--top {args.top}: must be >= 1 (how many motions to print).")
+    if args.query is not None and args.eval_data is not None:
+        ap.error("--eval-data scores a built ensemble; --query searches one split: use them in separate commands.")
     args.weights = _weights(args.weights)
     return args
 
@@ -86,7 +98,7 @@ def print_hits(source: str, text: str, hits) -> None:
         print(f"{h.rank:>4}  {h.score:9.4f}  {h.motion_id:<20} {h.caption}")
 
 
-def smoke_test(args: argparse.Namespace) -> int:
+def smoke_test(args: argparse.Namespace, eval_data=None) -> int:
     from results.ensemble import build_ensemble, query
 
     out = Path(args.target) if args.target else Path(tempfile.mkdtemp(prefix="ensemble-smoke-"))
@@ -95,7 +107,7 @@ def smoke_test(args: argparse.Namespace) -> int:
     print(f"trained {len(SMOKE_MEMBERS)} members in {time.perf_counter() - t0:.1f} s into {out}")
     result = build_ensemble(out, top_k=len(SMOKE_MEMBERS), method=args.method, select=args.select,
                             weighting=args.weighting, weights=args.weights, members=args.members,
-                            allow_fewer=False, device=args.device, quiet=args.quiet)
+                            allow_fewer=False, device=args.device, quiet=args.quiet, eval_data=eval_data)
     text = args.query or "a person walks forward"
     print_hits(f"ensemble of {', '.join(result.selected)}", text, query(out, text, args.split, args.top, args.device))
     return 0
@@ -103,14 +115,16 @@ def smoke_test(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from core.crossdata import EvalData
     from core.errors import error_line
     from core.inference import is_checkpoint_dir
     from results.ensemble import build_ensemble, query
     from results.errors import ResultsError
 
     try:
+        eval_data = EvalData.from_flags(args.eval_data, args.eval_format, args.eval_data_split)
         if args.smoke_test:
-            return smoke_test(args)
+            return smoke_test(args, eval_data)
         if args.query is not None:
             hits = query(args.target, args.query, args.split, args.top, args.device)
             print_hits(str(args.target), args.query, hits)
@@ -120,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "ensembled.", where=args.target, fix="pass the experiment dir to build an ensemble.")
         build_ensemble(args.target, top_k=args.top_k, method=args.method, select=args.select, quiet=args.quiet,
                        weighting=args.weighting, weights=args.weights, members=args.members,
-                       allow_fewer=args.allow_fewer, device=args.device)
+                       allow_fewer=args.allow_fewer, device=args.device, eval_data=eval_data)
         return 0
     except (ValueError, OSError) as e:   # ResultsError, ConfigError and DataError are ValueErrors
         line = error_line(e, (ValueError, FileNotFoundError))

@@ -8,6 +8,9 @@ Sources (``members=``):
   checkpoint is still a valid model) that still have a best checkpoint, ranked by best val R@1, then
   best weighted recall, then trial id (trials.parquet's rank).
 * ``auto`` (default): ``refit`` when the experiment has a finished refit run, else ``search``.
+
+With ``eval_data`` (--eval-data, core/crossdata.py) each member also encodes the other dataset's split, as a
+third split ``eval_data``, normalized with the member's own training mean/std; it is reported, never chosen on.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.crossdata import EVAL_KEY, EvalData, describe_eval, open_eval_data
 from core.inference import (SplitEmbeddings, data_key, encode_split, is_checkpoint_dir, load_checkpoint_model,
                             open_data, stored_split_embeddings)
 from results.errors import ResultsError
@@ -102,23 +106,34 @@ class Encoded:
     candidate: Candidate
     flat_config: dict
     runtime: Any                         # core.config.RuntimeConfig
-    splits: dict[str, SplitEmbeddings]
+    splits: dict[str, SplitEmbeddings]   # val, test [, eval_data]
+    eval_data: dict | None = None        # what the eval_data split is (core.crossdata.describe_eval)
 
 
-def encode_candidates(candidates: Sequence[Candidate], device=None, splits=SPLITS) -> list[Encoded]:
-    """Load each checkpoint, encode each split once; corpora are loaded once per data spec."""
+def encode_candidates(candidates: Sequence[Candidate], device=None, splits=SPLITS,
+                      eval_data: EvalData | None = None) -> list[Encoded]:
+    """Load each checkpoint, encode each split once; corpora are loaded once per data spec (the other dataset
+    once, its layout checked against each training corpus before anything is encoded with it)."""
     data_cache: dict[tuple, Any] = {}
+    other = None
     out = []
     for cand in candidates:
         loaded = load_checkpoint_model(cand.checkpoint, device)
         key = data_key(loaded.config)
         if key not in data_cache:
             data_cache[key] = open_data(loaded.config, loaded.mean, loaded.std)
+            if eval_data is not None:
+                opened = open_eval_data(eval_data, data_cache[key], loaded.config.data.data)
+                other = other if other is not None else opened
         # The val split was encoded by the trial itself at that epoch (embeddings.npz): only test is new.
         embs = {s: stored_split_embeddings(loaded, data_cache[key], s) or encode_split(loaded, data_cache[key], s)
                 for s in splits}
-        out.append(Encoded(cand, loaded.flat_config, loaded.config.runtime, embs))
-        del loaded  # the model is not needed once both splits are encoded
+        described = None
+        if other is not None:
+            embs[EVAL_KEY] = encode_split(loaded, other, eval_data.split)   # the member's own normalization
+            described = describe_eval(eval_data, other, loaded)
+        out.append(Encoded(cand, loaded.flat_config, loaded.config.runtime, embs, described))
+        del loaded  # the model is not needed once its splits are encoded
     for split in splits:
         ref = out[0].splits[split]
         for enc in out[1:]:

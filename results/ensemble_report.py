@@ -2,8 +2,9 @@
 
 ``<experiment>/ensemble/`` (written as a whole: a temp folder is filled, then renamed into place):
   manifest.json             members (trial ids, checkpoints, flat configs, weights), method, selection, time
-  metrics.json              every member, every fusion variant and the chosen one on val and test
-                            (core.evaluate metric names, with CIs), paired gains vs the best member, diversity
+  metrics.json              every member, every fusion variant and the chosen one on val and test [and
+                            eval_data: --eval-data's split] (core.evaluate metric names, with CIs), paired
+                            gains vs the best member, diversity
   predictions_test.csv      one row per test query: query_id, query_text, rank_1 .. rank_10
   members_vs_ensemble.png   bars: test R@1 with 95 % CIs of every member and fusion, the chosen one outlined
 """
@@ -22,6 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from core.crossdata import EVAL_KEY
 from results.errors import ResultsError
 from results.plots import save_figure
 
@@ -53,6 +55,9 @@ def format_table(fs, title: str = "") -> str:
                ("test full R@1", lambda m: f"{m.metrics['test']['full_t2m_R1']:.2f}")]
     if has_eq:
         columns += [("test eq R@1 gain", lambda m: _gain(m, "test", "eq_recall_at_1"))]
+    if EVAL_KEY in fs.members[0].metrics:   # --eval-data: the other dataset, reported beside test
+        columns += [("eval-data R@1 [CI]", lambda m: _ci(m, EVAL_KEY)),
+                     ("eval-data gain [paired CI]", lambda m: _gain(m, EVAL_KEY))]
     rows = []
     for i, m in enumerate(fs.members):
         rows.append((f"{'> ' if m is fs.chosen else '  '}{m.label}{' (best on val)' if i == fs.best_member else ''}", m))
@@ -82,8 +87,10 @@ def verdict_text(fs, encoded) -> str:
                "not distinguishable from the best member")
     eq = fs.chosen.gains["test"].get("eq_recall_at_1")
     eq_text = f"; label-equivalent R@1 {eq.signed()}" if eq is not None else ""
+    other = fs.chosen.gains.get(EVAL_KEY, {}).get("recall_at_1")
+    other_text = f"; on the eval data R@1 {other.signed()}" if other is not None else ""
     return (f"ensemble: {fs.chosen.label} ({fs.reason}). On test vs the best member {best.label}: R@1 "
-            f"{gain.signed()} (paired 95 % CI: {decided}){eq_text}.")
+            f"{gain.signed()} (paired 95 % CI: {decided}){eq_text}{other_text}.")
 
 
 def plot_members_vs_ensemble(fs, path: Path, title: str) -> Path:

@@ -1,7 +1,8 @@
 """Which fusion earns its place: every method and weighting reported, ONE pre-registered choice kept only if
 it beats the best member on val.
 
-Input: each member's (N, N) similarity matrices on val and test (row = text i, correct = motion i), one
+Input: each member's (N, N) similarity matrices on val and test (row = text i, correct = motion i), and with
+--eval-data on the other dataset's split ``eval_data`` (scored like test, never chosen on), one
 protocol (core.protocols) and its equivalence views.  Variants (``default_variants``):
 
     method in core.ensemble.METHODS (borda with similarity tie-break, rrf k=60, mean_sim)
@@ -93,7 +94,7 @@ class Evaluator:
                weights: Sequence[float]) -> Scored:
         combiner = identity if method == "single" else make_combiner(method, list(weights))
         metrics, credits = {}, {}
-        for split in SPLITS:
+        for split in self.sims:   # val, test [, eval_data: reported, never chosen on]
             result = evaluate_protocols([self.sims[split][i] for i in members], combiner, self.settings,
                                         **self.views[split])
             metrics[split], credits[split] = result.metrics, result.credits
@@ -109,7 +110,7 @@ class Evaluator:
 
 def _gains(model: Scored, best: Scored) -> dict[str, dict[str, Interval]]:
     return {s: {k: paired_difference(model.credits[s][k], best.credits[s][k])
-                for k in COMPARED if k in model.credits[s] and k in best.credits[s]} for s in SPLITS}
+                for k in COMPARED if k in model.credits[s] and k in best.credits[s]} for s in model.credits}
 
 
 def diversity(members: list[Scored], split: str = "test") -> dict:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from core.config import SMOKE_DATA, SMOKE_MODEL, ConfigError, TrainConfig, default_flat, parse_set_pairs
+from core.crossdata import EVAL_SPLITS, EvalData
+from core.data.errors import DataError
 from spaces import SpaceError, get_space
 
 from .storage import ARGS_FILE, StorageError, is_uri, join, resolve_storage
@@ -24,7 +26,7 @@ DEFAULTS: dict[str, Any] = dict(
     reduction_factor=2.0, scheduler="asha", sampler="tpe", cpus_per_trial=1.0, gpus_per_trial=0.0, max_concurrent=2, max_failures=1,
     address="local", storage="./experiments", name=None, resume=False, seed=0,
     wandb_project="motion-retrieval-search", wandb=True, ensemble_top_k=5, smoke_test=False,
-    refit_top_k=2, refit_seeds=2, refit_epochs=None,
+    refit_top_k=2, refit_seeds=2, refit_epochs=None, eval_data=None, eval_format=None, eval_data_split=None,
 )
 # --smoke-test: a whole search (ASHA, checkpoints, W&B, results) in well under a minute on CPU.
 SMOKE_DEFAULTS: dict[str, Any] = dict(
@@ -77,10 +79,19 @@ class SearchArgs:
     refit_top_k: int = 0           # refit stage (search/refit.py): distinct configs retrained, 0 = off
     refit_seeds: int = 2           # full-length runs per config (the search's own run counts as one)
     refit_epochs: int | None = None   # None = --max-epochs
+    eval_data: str | None = None      # cross-dataset evaluation after the search (core/crossdata.py); trials never see it
+    eval_format: str | None = None
+    eval_data_split: str | None = None   # None = test
 
     @property
     def refit_length(self) -> int:
         return self.refit_epochs or self.max_epochs
+
+    @property
+    def eval(self) -> EvalData | None:
+        """The other dataset the search's best model and ensemble are also tested on (None = none).  Its spec is
+        parsed when the driver loads it (as --data's), before Ray starts: it may exist only where the search runs."""
+        return EvalData.from_flags(self.eval_data, self.eval_format, self.eval_data_split, check_spec=False)
 
     @property
     def experiment_path(self) -> str:
@@ -160,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ensemble-top-k", type=int,
                     help=f"ensemble after the search: members are the refit runs (or, with --refit-top-k 0, the "
                          f"top k trials); 0 = off (default {d['ensemble_top_k']})")
+    ap.add_argument("--eval-data", metavar="SPEC",
+                    help="cross-dataset evaluation: after the search, also report the best model's and the "
+                         "ensemble's test metrics on this dataset (same feature layout; never used to choose)")
+    ap.add_argument("--eval-format", help="loader of --eval-data (default: auto-detect)")
+    ap.add_argument("--eval-data-split", choices=list(EVAL_SPLITS),
+                    help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
     ap.add_argument("--smoke-test", action="store_true", default=None,
                     help="tiny CPU search in seconds: synthetic:n=200, 4 trials, 2 epochs, tiny model")
     ap.add_argument("--set", dest="overrides", action="append", default=None, metavar="KEY=VALUE",
@@ -266,6 +283,10 @@ def validate(args: SearchArgs) -> None:
          f"{args.name!r}: {args.experiment_path} is a file, not an experiment folder. Choose another --name "
          "(or move the file away).")
     need(bool(args.wandb_project.strip()), "--wandb-project", "must not be empty.")
+    try:   # the flags' combination here; the spec, its path and layout when both datasets load (search/run.py)
+        args.eval
+    except DataError as e:
+        raise ArgsError(str(e)) from None
     need(args.address == "local" or args.address == "auto" or ":" in args.address, "--address",
          f"{args.address!r}: expected 'local', 'auto', host:port or ray://host:port.")
     if args.address == "local":

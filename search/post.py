@@ -1,17 +1,21 @@
-"""After the search: results tables + leaderboard (results/), the refit ranking (results.refit), the
-ensemble (results.ensemble) and the W&B summary.
+"""After the search: results tables + leaderboard (results/), the refit ranking (results.refit), with
+``--eval-data`` the best checkpoint on the in-domain test split and the other dataset (``eval_data.json``,
+core/crossdata.py), the ensemble (results.ensemble) and the W&B summary.
 
 They read the experiment directory from disk, so they run only for local (or mounted) storage;
 with s3:// or gs:// storage, run ``python -m results`` / ``run_ensemble.py`` on a synced copy.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .args import SearchArgs
 from .trial_config import METRIC   # maximized: results/ ranks by it (results.tables.trial_rank_key)
+
+EVAL_FILE = "eval_data.json"   # --eval-data: the best checkpoint's test metrics, in-domain and on the other dataset
 
 
 @dataclass
@@ -29,6 +33,7 @@ class SearchOutcome:
     refit: Any = None             # results.refit.RefitSummary after a refit
     ensemble: Any = None          # whatever ensemble.build_ensemble returned
     wandb_summary_dir: str | None = None
+    eval_report: dict | None = None   # --eval-data: what EVAL_FILE holds
     seconds: dict[str, float] = field(default_factory=dict)   # wall time per stage: search, refit
 
 
@@ -134,10 +139,13 @@ def finish(args: SearchArgs, outcome: SearchOutcome, rebuild: bool = True) -> No
                 outcome.refit = summarize_refit(path)
             except ResultsError as e:
                 print(f"refit: {e}")
+        ev = args.eval
+        if ev is not None and outcome.best_checkpoint and (rebuild or not (path / EVAL_FILE).is_file()):
+            outcome.eval_report = evaluate_best(path, outcome, ev)
         if args.ensemble_top_k > 0 and (rebuild or not (path / "ensemble" / "manifest.json").is_file()):
             from results.ensemble import build_ensemble
 
-            outcome.ensemble = build_ensemble(path, top_k=args.ensemble_top_k)
+            outcome.ensemble = build_ensemble(path, top_k=args.ensemble_top_k, eval_data=ev)
         elif (path / "ensemble").is_dir():
             print(f"ensemble: {path / 'ensemble'}")
     if args.wandb and rebuild:
@@ -151,6 +159,19 @@ def finish(args: SearchArgs, outcome: SearchOutcome, rebuild: bool = True) -> No
         hint = sync_hint(args)
         if hint:
             print(hint)
+
+
+def evaluate_best(path: Path, outcome: SearchOutcome, ev) -> dict:
+    """The best trial's best checkpoint (chosen on val) on the in-domain test split and on --eval-data: printed
+    and written to ``<experiment>/eval_data.json``.  Reported only: nothing is chosen on it."""
+    from core.atomic import atomic_write_text
+    from core.crossdata import evaluate_checkpoint, format_report
+
+    report = {"trial_id": outcome.best_trial_id, **evaluate_checkpoint(outcome.best_checkpoint, ev=ev)}
+    print(f"\n=== best trial {outcome.best_trial_id} (chosen on val), test metrics ===\n{format_report(report)}",
+          flush=True)
+    atomic_write_text(path / EVAL_FILE, json.dumps(report, indent=1))
+    return report
 
 
 def similarity_png(args: SearchArgs) -> Path | None:

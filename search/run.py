@@ -45,8 +45,10 @@ def check_experiment_location(args: SearchArgs) -> None:
                         "with --resume, or choose another --name.")
 
 
-def prepare_shared_inputs(base: dict[str, Any], sampled_keys: list[str]) -> Any:
-    from core.train import prepare_shared
+def prepare_shared_inputs(base: dict[str, Any], sampled_keys: list[str], eval_data: Any = None) -> Any:
+    """The trials' shared inputs; ``eval_data`` (--eval-data) is loaded and its layout checked against them,
+    then left out: no trial sees it."""
+    from core.shared import load_shared
 
     t0 = time.perf_counter()
     config = dict(base)
@@ -54,7 +56,15 @@ def prepare_shared_inputs(base: dict[str, Any], sampled_keys: list[str]) -> Any:
         # Trials that turn negative filtering on need caption sentence embeddings: compute them
         # here once instead of in every trial.
         config["filter_threshold"] = 0.8
-    shared = prepare_shared(config)
+    shared = load_shared(config)
+    if eval_data is not None:   # a different feature layout fails here, before Ray starts
+        from core.crossdata import open_eval_data
+
+        other = open_eval_data(eval_data, shared, config["data"])
+        print(f"eval data {eval_data.describe()}: {len(other.corpus.split(eval_data.split))} motions "
+              f"({other.corpus.layout.kind}, {other.corpus.dim}-d), reported after the search, never used to choose.",
+              flush=True)
+    shared.precompute(config)
     print(f"shared inputs (corpus + frozen text features) ready in {time.perf_counter() - t0:.1f}s; "
           "handed to every trial once through the object store.", flush=True)
     return shared
@@ -93,7 +103,7 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
     # Parse the data before Ray starts: a bad --data fails in seconds with the loader's message.
-    shared = prepare_shared_inputs(base, param_columns)
+    shared = prepare_shared_inputs(base, param_columns, args.eval)
     warn_small_splits(shared.corpus)
     per_checkpoint = checkpoint_bytes(base, shared)
     check_free_space(args, per_checkpoint)   # a search that cannot fit fails now, not at its 1st checkpoint

@@ -37,16 +37,20 @@ def architecture(trial: optuna.Trial) -> dict[str, Any]:
     """Motion-encoder architecture and text branch, with the loss/optimizer of the base config.
 
     Searched:
-      motion_encoder        {tmr, transformer, gru, ssm}   (every encoder in core/registry.py)
+      motion_encoder        {tmr, transformer, gru, ssm, parts}   (every encoder in core/registry.py)
       hidden_dim            int [128, 512] step 64 (divisible by every head count)
-      num_layers            int [2, 8] (tmr, transformer); int [1, 4] (gru, ssm)
-      num_heads             {2, 4, 8}                   (tmr, transformer only)
+      num_layers            int [2, 8] (tmr, transformer, parts); int [1, 4] (gru, ssm)
+      num_heads             {2, 4, 8}                   (tmr, transformer, parts)
       motion_pooling        {token, mean, attention}    (tmr, transformer only)
       ssm_state             {4, 8, 16}                  (ssm only)
+      part_weight           uniform [0, 2]              (parts only: lambda_part; 0 = global loss only)
+      part_temperature      log-uniform [0.03, 0.3]     (parts only: tau' of the soft part loss)
       text_mode             {frozen, finetune}
       text_finetune_layers  int [1, 6]                  (finetune only: top-N MiniLM layers)
       text_lr               log-uniform [1e-6, 1e-4]    (finetune only)
-    Fixed: motion_pooling=attention for gru, mean for ssm; everything else = base config.
+    Fixed: motion_pooling=attention for gru, mean for ssm, token for parts; everything else = base config.
+    The parts encoder needs data with known joints; part texts (synthetic corpus, GAR annotations) turn on its
+    part loss, without them it trains with the global loss only.
     """
     return p.suggest_architecture(trial)
 
@@ -93,17 +97,19 @@ def full(trial: optuna.Trial) -> dict[str, Any]:
     """Everything: the loss family first, then its parameters, the optimizer and the architecture.
 
     Searched:
-      loss               {aligned, infonce, temos}, then that family's parameters:
+      loss               {aligned, infonce, temos, ntxent}, then that family's parameters:
         aligned:  temperature log [0.02, 0.2], mse_weight [0, 0.5], uniformity_weight log [1e-3, 0.1]
         infonce:  temperature log [0.02, 0.2], learn_temperature {false, true},
                   filter_threshold {0 (off), 0.6, 0.65, ..., 0.95}
         temos:    temperature log [0.02, 0.2], kl_weight log [1e-6, 1e-3]
+        ntxent:   temperature log [0.02, 0.2], filter_threshold {0 (off), 0.6, ..., 0.95}
       lr log [1e-5, 1e-3], weight_decay log [1e-4, 0.1], dropout [0, 0.3], batch_size {32, 64, 128}
-      motion_encoder {tmr, transformer, gru, ssm}, hidden_dim int [128, 512] step 64,
-      num_layers int [2, 8] (gru, ssm: [1, 4]), num_heads {2, 4, 8} and motion_pooling
-      {token, mean, attention} (transformers only), ssm_state {4, 8, 16} (ssm only), text_mode {frozen, finetune}
+      motion_encoder {tmr, transformer, gru, ssm, parts}, hidden_dim int [128, 512] step 64,
+      num_layers int [2, 8] (gru, ssm: [1, 4]), num_heads {2, 4, 8} (transformers, parts), motion_pooling
+      {token, mean, attention} (tmr, transformer), ssm_state {4, 8, 16} (ssm only), part_weight [0, 2] and
+      part_temperature log [0.03, 0.3] (parts only), text_mode {frozen, finetune}
       (+ text_finetune_layers int [1, 6], text_lr log [1e-6, 1e-4] when finetune)
-    Fixed: vae=true only for temos; motion_pooling=attention for gru, mean for ssm.
+    Fixed: vae=true only for temos; motion_pooling=attention for gru, mean for ssm, token for parts.
     """
     family = trial.suggest_categorical("loss", tuple(p.LOSS_FAMILIES))
     fixed = p.LOSS_FAMILIES[family](trial)

@@ -31,6 +31,9 @@ GRU_LAYERS = (1, 4)                # a recurrent stack deeper than 4 only adds l
 SSM_LAYERS = (1, 4)                # ssm: bidirectional selective-SSM layers (each a forward and a backward block)
 SSM_STATES = (4, 8, 16)            # ssm: state size N per channel
 SSM_POOLING = "mean"               # fixed: one pooling categorical per family keeps Optuna's distributions fixed
+PARTS_POOLING = "token"            # fixed: the parts encoder reads its [CLS] token
+PART_WEIGHT = (0.0, 2.0)           # parts: lambda_part (0 = global loss only: the ablation is in the space)
+PART_TEMPERATURE = (0.03, 0.3)     # parts: tau' of the soft part loss, log scale
 NUM_HEADS = (2, 4, 8)
 HIDDEN_DIM = (128, 512, 64)        # low, high, step: a multiple of 64 is divisible by every head count
 # One choice set for both transformer encoders ('token' = the learned summary/distribution token).
@@ -74,7 +77,15 @@ def suggest_temos(trial: optuna.Trial) -> dict[str, Any]:
     return {"loss": "temos", "vae": True}  # the TEMOS loss needs the VAE head
 
 
-LOSS_FAMILIES = {"aligned": suggest_aligned, "infonce": suggest_infonce, "temos": suggest_temos}
+def suggest_ntxent(trial: optuna.Trial) -> dict[str, Any]:
+    """SimCLR NT-Xent over both modalities (texts are negatives of texts too)."""
+    suggest_temperature(trial)
+    trial.suggest_categorical("filter_threshold", FILTER_THRESHOLDS)
+    return {"loss": "ntxent", "vae": False}
+
+
+LOSS_FAMILIES = {"aligned": suggest_aligned, "infonce": suggest_infonce, "temos": suggest_temos,
+                 "ntxent": suggest_ntxent}
 
 
 def suggest_architecture(trial: optuna.Trial) -> dict[str, Any]:
@@ -91,6 +102,12 @@ def suggest_architecture(trial: optuna.Trial) -> dict[str, Any]:
         trial.suggest_int("num_layers", *SSM_LAYERS)
         trial.suggest_categorical("ssm_state", SSM_STATES)
         fixed["motion_pooling"] = SSM_POOLING
+    elif family == "parts":
+        trial.suggest_int("num_layers", *TRANSFORMER_LAYERS)
+        trial.suggest_categorical("num_heads", NUM_HEADS)
+        trial.suggest_float("part_weight", *PART_WEIGHT)
+        trial.suggest_float("part_temperature", *PART_TEMPERATURE, log=True)
+        fixed["motion_pooling"] = PARTS_POOLING
     else:
         trial.suggest_int("num_layers", *TRANSFORMER_LAYERS)
         trial.suggest_categorical("num_heads", NUM_HEADS)

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m core.data", description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="synthetic", help="'synthetic[:n=..,people=..,seed=..]' or a path")
     ap.add_argument("--format", default=None,
-                    help="humanml3d | kitml | tmr | folder | bvh | bandai (default: auto-detect)")
+                    help="humanml3d | kitml | tmr | folder | joints | bvh | bandai (default: auto-detect)")
     ap.add_argument("--cache-dir", default=None, help="processed-dataset cache (default ~/.cache/motion-retrieval-search)")
     ap.add_argument("--refresh", action="store_true", help="rebuild even if a cache entry exists")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import AugmentConfig
 from .mirror_text import mirror_caption
+from .parts import mirror_parts
 from .types import FeatureLayout
 
 def choose_window(length: int, max_frames: int, cfg: AugmentConfig | None, rng: np.random.Generator | None
@@ -54,10 +55,11 @@ def augment_normalized(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
 
 
 def maybe_mirror(x: np.ndarray, caption: str, layout: FeatureLayout, cfg: AugmentConfig | None,
-                 rng: np.random.Generator | None) -> tuple[np.ndarray, str]:
-    """Mirror motion and caption together with probability aug_mirror (layouts that support it)."""
+                 rng: np.random.Generator | None, parts: tuple[str, ...] | None = None
+                 ) -> tuple[np.ndarray, str, tuple[str, ...] | None]:
+    """Mirror motion, caption and part texts together with probability aug_mirror (layouts that support it)."""
     if rng is None or cfg is None or cfg.aug_mirror <= 0 or not layout.can_mirror:
-        return x, caption
+        return x, caption, parts
     if rng.random() < cfg.aug_mirror:
-        return layout.mirror(x), mirror_caption(caption)
-    return x, caption
+        return layout.mirror(x), mirror_caption(caption), mirror_parts(parts) if parts is not None else None
+    return x, caption, parts

@@ -17,10 +17,11 @@ class MotionBatch:
     mask: torch.Tensor     # (B, T) bool, True on valid frames
     texts: list[str]       # B captions, text i describes motion i
     indices: np.ndarray    # (B,) corpus indices
+    part_texts: list[tuple[str, ...] | None] | None = None   # B x 5 part texts (mirrored with the motion)
 
     def to(self, device: torch.device) -> "MotionBatch":
         return MotionBatch(self.motion.to(device, non_blocking=True), self.mask.to(device, non_blocking=True),
-                           self.texts, self.indices)
+                           self.texts, self.indices, self.part_texts)
 
 
 class BatchBuilder:
@@ -37,7 +38,8 @@ class BatchBuilder:
 
     def build(self, indices: np.ndarray, rng: np.random.Generator | None = None) -> MotionBatch:
         """rng given = training (random caption, augmentation); None = evaluation (first caption, centred window)."""
-        clips, texts = [], []
+        clips, texts, part_texts = [], [], []
+        corpus_parts = self.corpus.part_texts
         for i in indices:
             i = int(i)
             raw = self.corpus.motion(i)
@@ -45,7 +47,9 @@ class BatchBuilder:
             x = np.asarray(raw[start:end], dtype=np.float32)
             caps = self.corpus.captions[i]
             caption = caps[int(rng.integers(len(caps)))] if rng is not None else caps[0]
-            x, caption = maybe_mirror(x, caption, self.corpus.layout, self.augment, rng)
+            parts = corpus_parts[i] if corpus_parts else None
+            x, caption, parts = maybe_mirror(x, caption, self.corpus.layout, self.augment, rng, parts)
+            part_texts.append(parts)
             x = (x - self.mean) * self.inv_std
             if rng is not None and self.augment is not None:
                 x = augment_normalized(x, self.augment, rng)
@@ -57,7 +61,8 @@ class BatchBuilder:
         for b, c in enumerate(clips):
             motion[b, :len(c)] = c
             mask[b, :len(c)] = True
-        return MotionBatch(torch.from_numpy(motion), torch.from_numpy(mask), texts, np.asarray(indices))
+        return MotionBatch(torch.from_numpy(motion), torch.from_numpy(mask), texts, np.asarray(indices),
+                           part_texts if corpus_parts else None)
 
     def epoch_batches(self, split_indices: np.ndarray, batch_size: int, rng: np.random.Generator,
                       drop_last: bool = True, bucket: bool = False):

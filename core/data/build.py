@@ -31,4 +31,5 @@ def build_corpus(raw: RawCorpus, content_hash: str = "", split: SplitSpec = Spli
         captions=[list(it.captions) for it in raw.items], groups=[it.group for it in raw.items],
         splits=assign_splits(keys, explicit, split, raw.name), fps=float(raw.fps), layout=raw.layout,
         meta=dict(raw.meta), content_hash=content_hash, split_keys=keys, explicit_splits=explicit,
+        part_texts=[it.parts for it in raw.items] if any(it.parts for it in raw.items) else None,
     )

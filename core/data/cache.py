@@ -23,7 +23,7 @@ import numpy as np
 from ..atomic import atomic_write_text
 from .types import FeatureLayout, MotionCorpus
 
-CACHE_FORMAT_VERSION = 2   # 2: split keys + the release's split files (splits assigned at load)
+CACHE_FORMAT_VERSION = 3   # 2: split keys + the release's split files (splits assigned at load); 3: part texts
 CACHE_ENV = "MOTION_SEARCH_CACHE"
 OWN_SUBDIRS = ("corpus", "hash-memo", "text", "extracted")  # what this project writes in a cache dir
 
@@ -112,6 +112,7 @@ def save_corpus(corpus: MotionCorpus, cache_dir: Path, key: str) -> Path:
                        "mirror_sign": list(layout.mirror_sign) if layout.mirror_sign else None},
             "meta": corpus.meta, "content_hash": corpus.content_hash,
             "split_keys": corpus.split_keys, "explicit_splits": corpus.explicit_splits,
+            "part_texts": corpus.part_texts,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default))
         try:
@@ -150,6 +151,8 @@ def _read_entry(d: Path) -> MotionCorpus:
         splits={k: np.asarray(v, dtype=np.int64) for k, v in meta["splits"].items()},
         fps=meta["fps"], layout=layout, meta=meta["meta"], content_hash=meta["content_hash"],
         split_keys=meta["split_keys"], explicit_splits=meta["explicit_splits"],
+        part_texts=[tuple(p) if p is not None else None for p in meta["part_texts"]]
+        if meta.get("part_texts") is not None else None,
     )
 
 

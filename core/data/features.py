@@ -4,7 +4,8 @@
 representation that does not change when the whole motion is rotated about the vertical axis or
 translated: every quantity is either a height or expressed in the body's own facing frame.  It is
 our own representation (not HumanML3D's 263-D one) so that any joint source (BVH, AMASS joints)
-can be turned into features without inverse kinematics.
+can be turned into features without inverse kinematics.  ``pair_features`` does the same for two
+people (T, 2, 22, 3) -> (T, 278): both persons' features plus where B stands and faces relative to A.
 
 ``HML263_LAYOUT`` / ``KIT251_LAYOUT`` describe the HumanML3D ``new_joint_vecs`` features (SMPL
 22 joints / KIT-ML 21 joints) so their mirror can be applied without going back to joints.
@@ -92,11 +93,12 @@ def _forward_difference(x: np.ndarray, fps: float) -> np.ndarray:
     return np.concatenate([d, d[-1:]], axis=0)
 
 
-def joints_to_features(joints: np.ndarray, fps: float) -> np.ndarray:
+def joints_to_features(joints: np.ndarray, fps: float, floor: float | None = None) -> np.ndarray:
     """World joints (T, 22, 3) in metres, +Y up -> invariant features (T, 137) float32.
 
     Heights are measured above the motion's floor = the lowest point any foot joint reaches in the
-    clip, so a clip recorded with the floor at y != 0 gives the same features.  "Facing frame" =
+    clip (or ``floor``, a world height, when given: a scene's shared floor), so a clip recorded with
+    the floor at y != 0 gives the same features.  "Facing frame" =
     the frame's heading (from hips + shoulders, see ``facing_directions``), with x = the body's
     lateral (left) axis, y = up, z = forward.  Columns:
 
@@ -115,7 +117,7 @@ def joints_to_features(joints: np.ndarray, fps: float) -> np.ndarray:
     if joints.ndim != 3 or joints.shape[1:] != (skeleton.NUM_JOINTS, 3):
         raise ValueError(f"joints must have shape (T, {skeleton.NUM_JOINTS}, 3), got {joints.shape}")
     T = len(joints)
-    floor = joints[:, list(skeleton.FOOT_JOINTS), 1].min()
+    floor = joints[:, list(skeleton.FOOT_JOINTS), 1].min() if floor is None else float(floor)
     root = joints[:, 0]                                                   # (T, 3)
     forward = facing_directions(joints, fps)                              # (T, 2)
 
@@ -139,6 +141,41 @@ def joints_to_features(joints: np.ndarray, fps: float) -> np.ndarray:
     out = np.concatenate([root_height, root_velocity, yaw_velocity, local.reshape(T, -1),
                           local_vel.reshape(T, -1), contacts.astype(np.float64)], axis=1)
     return out.astype(np.float32)
+
+
+# ---- two people ---------------------------------------------------------------------------------
+# (T, 278) = person A's 137 columns, person B's 137 columns (each as joints_to_features, in that
+# person's own facing frame, heights above the scene's shared floor), then where B is relative to A,
+# in A's facing frame: B's root - A's root on the ground (lateral x, forward z; m) and B's forward
+# direction (unit (x, z)).
+PAIR_FEATURE_DIM = 2 * FEATURE_DIM + 4
+PAIR_B = slice(FEATURE_DIM, 2 * FEATURE_DIM)
+PAIR_RELATIVE_POSITION = slice(2 * FEATURE_DIM, 2 * FEATURE_DIM + 2)
+PAIR_RELATIVE_FACING = slice(2 * FEATURE_DIM + 2, 2 * FEATURE_DIM + 4)
+
+
+def pair_features(joints: np.ndarray, fps: float) -> np.ndarray:
+    """World joints of two people (T, 2, 22, 3), metres, +Y up -> (T, 278) float32.
+
+    Each person's own features say how each moves but not where the two are relative to each other
+    (each block is in its own facing frame); the last 4 columns keep that, per frame, in A's facing
+    frame: B's root offset on the ground (x = A's left, z = A's forward) and B's facing direction
+    ((0, 1) = the same way as A, (0, -1) = towards A when B stands in front).  B's height relative to
+    A is in the two root heights, which share one floor (the lowest foot joint of either person).
+    Invariant to rotating / translating the whole scene, like ``joints_to_features``.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 4 or joints.shape[1:] != (2, skeleton.NUM_JOINTS, 3):
+        raise ValueError(f"joints must have shape (T, 2, {skeleton.NUM_JOINTS}, 3), got {joints.shape}")
+    floor = joints[:, :, list(skeleton.FOOT_JOINTS), 1].min()
+    a, b = joints[:, 0], joints[:, 1]                                      # (T, 22, 3) each
+    forward_a = facing_directions(a, fps)                                  # (T, 2) as (x, z)
+    forward_b = facing_directions(b, fps)
+    offset = _to_facing_frame(b[:, 0] - a[:, 0], forward_a)[:, [0, 2]]     # (T, 2)
+    b_forward = np.stack([forward_b[:, 0], np.zeros(len(b)), forward_b[:, 1]], axis=-1)  # (T, 3)
+    facing = _to_facing_frame(b_forward, forward_a)[:, [0, 2]]            # (T, 2)
+    return np.concatenate([joints_to_features(a, fps, floor), joints_to_features(b, fps, floor),
+                           offset.astype(np.float32), facing.astype(np.float32)], axis=1)
 
 
 def resample_linear(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
@@ -194,6 +231,16 @@ JOINTS22_LAYOUT = FeatureLayout("joints22", FEATURE_DIM, *_mirror_tables(
     negate=(1, 3),                                       # lateral root velocity, yaw velocity
     swaps=((133, 135), (134, 136)),                      # left <-> right contacts
 ))
+
+# Two people: each person's block mirrors like JOINTS22_LAYOUT (the persons are not swapped: the
+# mirror of a scene keeps who is A, as INTERACTION396_LAYOUT); the relative offset and facing
+# negate their lateral x.
+JOINTS22_PAIR_LAYOUT = FeatureLayout(
+    "joints22x2", PAIR_FEATURE_DIM,
+    JOINTS22_LAYOUT.mirror_perm + tuple(FEATURE_DIM + p for p in JOINTS22_LAYOUT.mirror_perm)
+    + tuple(range(2 * FEATURE_DIM, PAIR_FEATURE_DIM)),
+    JOINTS22_LAYOUT.mirror_sign * 2 + (-1.0, 1.0, -1.0, 1.0),
+)
 
 # HumanML3D new_joint_vecs (263 = 1 + 2 + 1 + 21*3 + 21*6 + 22*3 + 4): root yaw velocity, root
 # velocity (x, z), root height, ric (joints 1..21 relative to the root, facing frame), 6D local

@@ -51,6 +51,7 @@ OPTION_RANGES = {
     "people": (True, 1, 2, True, "2"),
     "seed": (True, 0, None, True, "0"),
     "fps": (False, 0, None, False, "20"),
+    "target_fps": (False, 0, None, False, "20"),
     "max_motions": (True, 1, None, True, "100"),
     "workers": (True, 1, None, True, "4"),
 }

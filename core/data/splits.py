@@ -27,6 +27,7 @@ import numpy as np
 from .errors import DataError
 
 SPLITS = ("train", "val", "test")
+ALL_MOTIONS = "all"   # not a split: every motion of a corpus that is only evaluated (core/crossdata.py)
 SPLIT_METHODS = ("auto", "hash")
 SPLIT_OPTIONS = {
     "val": "validation split size: a fraction (< 1) or a number of motions (>= 1)",

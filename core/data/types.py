@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import DataError
 from .mirror_text import mirror_caption
+from .splits import ALL_MOTIONS
 
 
 
@@ -54,6 +55,7 @@ class MotionItem:
     group: str | None = None        # label group for equivalence-aware evaluation
     source: str = ""                # file it came from, for error messages
     split_key: str | None = None    # items with one key never straddle splits (None = from the id)
+    parts: tuple[str, ...] | None = None   # 5 part texts, core.data.parts.PART_NAMES order (None = none)
 
 
 @dataclass
@@ -83,6 +85,11 @@ class MotionCorpus:
     content_hash: str = ""          # hash of source + options: identifies this corpus in caches
     split_keys: list[str] = field(default_factory=list)         # (N,) see core/data/splits.py
     explicit_splits: dict[str, list[int]] | None = None         # the release's split files, as indices
+    part_texts: list[tuple[str, ...] | None] | None = None      # (N,) 5 part texts per motion; None = no parts
+
+    @property
+    def has_parts(self) -> bool:
+        return bool(self.part_texts) and any(p is not None for p in self.part_texts)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -99,6 +106,8 @@ class MotionCorpus:
         return np.diff(self.offsets)
 
     def split(self, name: str) -> np.ndarray:
+        if name == ALL_MOTIONS:   # every motion: a corpus that is only evaluated (core/crossdata.py)
+            return np.arange(len(self.ids), dtype=np.int64)
         if name not in self.splits:
             raise DataError(f"split {name!r} does not exist in dataset {self.name!r}; "
                             f"it has {sorted(self.splits)}.")
@@ -127,9 +136,10 @@ class MotionCorpus:
         return mean.astype(np.float32), std.astype(np.float32)
 
     def all_texts(self, include_mirrored: bool = False) -> list[str]:
-        """Every distinct caption (and its left/right mirror), in a stable order."""
+        """Every distinct caption and part text (and its left/right mirror), in a stable order."""
         seen: dict[str, None] = {}
-        for caps in self.captions:
+        parts = [p for p in (self.part_texts or ()) if p is not None]
+        for caps in [*self.captions, *parts]:
             for c in caps:
                 seen.setdefault(c, None)
                 if include_mirrored:

@@ -51,6 +51,10 @@ def validate_raw(raw: RawCorpus) -> None:
                             where, "clean or drop this motion.")
         if not item.captions:
             raise DataError(f"motion {item.id!r} has no caption.", where, "give every motion at least one caption.")
+        if item.parts is not None and (len(item.parts) != 5 or not all(isinstance(p, str) and p.strip()
+                                                                      for p in item.parts)):
+            raise DataError(f"motion {item.id!r} has part texts {item.parts!r}; expected 5 non-empty strings "
+                            f"(torso, left arm, right arm, left leg, right leg).", where)
         for c in item.captions:
             if not isinstance(c, str) or not c.strip():
                 raise DataError(f"motion {item.id!r} has an empty caption.", where,

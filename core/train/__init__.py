@@ -38,7 +38,7 @@ from ..memory import release_free_heap
 from ..precision import autocast, autocast_enabled
 from ..losses import build_loss
 from ..model import build_model
-from ..shared import SharedInputs, prepare_shared
+from ..shared import SharedInputs, part_loss_active, prepare_shared
 
 Reporter = Callable[[dict, "str | None"], None]
 # Keys that may differ between a checkpoint and the config resuming it (they change nothing learned).
@@ -100,7 +100,9 @@ class _Trainer:
         self.eval_idx = corpus.split(cfg.data.eval_split)
         self.builder = BatchBuilder(corpus, shared.mean, shared.std, cfg.data.max_frames, cfg.augment)
         self.frozen = shared.frozen_features(cfg.text) if cfg.text.text_mode == "frozen" else None
-        self.sentences = shared.sentence_features(cfg.text) if cfg.loss.filter_threshold > 0 else None
+        self.part_loss = part_loss_active(cfg, corpus)
+        needs_sentences = cfg.loss.filter_threshold > 0 or self.part_loss
+        self.sentences = shared.sentence_features(cfg.text) if needs_sentences else None
         self.model = build_model(cfg, corpus.dim, self.frozen.dim if self.frozen else None).to(self.device)
         self.loss_fn = build_loss(cfg.loss)
         self.optimizer = torch.optim.AdamW(self.model.param_groups(cfg.optim, cfg.text))
@@ -144,9 +146,11 @@ class _Trainer:
             with autocast(self.device, self.amp):
                 text = text_embeddings(self.model, batch.texts, self.frozen, self.device)
                 out = self.model.encode_motion(batch.motion, batch.mask)
-                sent = self.sentences.lookup(batch.texts).to(self.device) if self.sentences else None
+                sent = (self.sentences.lookup(batch.texts).to(self.device)
+                        if self.sentences and self.cfg.loss.filter_threshold > 0 else None)
                 terms = self.loss_fn(text.float(), out["embedding"].float(), temperature=self.model.temperature(),
-                                     sent_emb=sent, mu=out.get("mu"), logvar=out.get("logvar"))
+                                     sent_emb=sent, mu=out.get("mu"), logvar=out.get("logvar"),
+                                     parts=self._part_inputs(batch, out) if self.part_loss else None)
             loss = terms["total"]
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
@@ -167,6 +171,17 @@ class _Trainer:
         out = {("train_loss" if k == "total" else f"loss_{k}"): v / max(steps, 1) for k, v in sums.items()}
         out["_samples"] = samples
         return out
+
+    def _part_inputs(self, batch, out: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(motion parts (n, 5, d), part-text embeddings (n, 5, d), their sentence embeddings (n, 5, S)) of the
+        n motions of the batch that have part texts; None when fewer than 2 have them."""
+        have = [b for b, p in enumerate(batch.part_texts or ()) if p is not None]
+        if len(have) < 2:
+            return None
+        flat = [text for b in have for text in batch.part_texts[b]]                     # n * 5 texts
+        text = text_embeddings(self.model, flat, self.frozen, self.device).float().view(len(have), 5, -1)
+        sent = self.sentences.lookup(flat).to(self.device).view(len(have), 5, -1)
+        return out["parts"][have].float(), text, sent
 
     def evaluate(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         text, motion, captions = embed_split(self.model, self.builder, self.eval_idx, self.frozen, self.device,

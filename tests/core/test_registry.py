@@ -43,9 +43,10 @@ def test_every_registered_encoder_builds_and_honours_its_poolings(name):
     for pooling in ("auto", *MOTION_ENCODERS.trait(name, "poolings")):
         cfg = ModelConfig(motion_encoder=name, motion_pooling=pooling, latent_dim=16, hidden_dim=32, num_layers=1,
                           num_heads=4)
-        encoder = build_motion_encoder(cfg, motion_dim=7, max_len=32).eval()
+        dim = 137 if MOTION_ENCODERS.trait(name, "part_embeddings") else 7   # a part model needs known joints
+        encoder = build_motion_encoder(cfg, motion_dim=dim, max_len=32).eval()
         mask = torch.arange(12).unsqueeze(0) < torch.tensor([[12], [5]])   # (2, 12): lengths 12 and 5
-        out = encoder(torch.randn(2, 12, 7), mask)
+        out = encoder(torch.randn(2, 12, dim), mask)
         assert out["embedding"].shape == (2, 16)
         assert torch.allclose(out["embedding"].norm(dim=-1), torch.ones(2), atol=1e-5)
     unsupported = [p for p in ("token", "mean", "attention") if p not in MOTION_ENCODERS.trait(name, "poolings")]

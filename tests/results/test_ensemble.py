@@ -109,6 +109,27 @@ def test_greedy_trace_and_rebuild_replaces_the_folder(experiment):
         assert variant["val"]["recall_at_1"] >= metrics["members"][metrics["best_single_member"]]["val"]["recall_at_1"]
 
 
+def test_eval_data_is_scored_for_every_member_and_fusion_but_never_chosen_on(experiment):
+    from core.crossdata import EvalData
+    from core.data.errors import DataError
+
+    plain = build_ensemble(experiment, top_k=3, quiet=True)
+    crossed = build_ensemble(experiment, top_k=3, quiet=True, eval_data=EvalData("synthetic:n=300,seed=1"))
+    assert (crossed.chosen, crossed.selected, crossed.fallback) == (plain.chosen, plain.selected, plain.fallback)
+    for split in ("val", "test"):   # the same numbers: the other dataset changes nothing else
+        assert crossed.metrics["ensemble"][split] == plain.metrics["ensemble"][split]
+    block = crossed.metrics["eval_data"]
+    assert (block["data"], block["split"], block["layout"]) == ("synthetic:n=300,seed=1", "test", "interx396")
+    assert crossed.metrics["split_sizes"]["eval_data"] == block["motions"]
+    for entry in [*crossed.metrics["members"].values(), *crossed.metrics["variants"]]:
+        assert "recall_at_1_lo" in entry["eval_data"] and "recall_at_1" in entry["minus_best_member"]["eval_data"]
+    assert "eval-data R@1 [CI]" in crossed.table and "eval-data = synthetic:n=300,seed=1" in crossed.table
+    assert _reload(crossed.directory)[0]["eval_data"] == {"data": "synthetic:n=300,seed=1", "format": None,
+                                                          "split": "test"}
+    with pytest.raises(DataError, match=r"'joints22' feature layout \(137-d\), but the model trains on 'interx396'"):
+        build_ensemble(experiment, top_k=3, quiet=True, eval_data=EvalData("synthetic:n=60,people=1"))
+
+
 def test_fewer_trials_than_k_and_bad_input(experiment):
     with pytest.warns(UserWarning, match="fewer than top_k=5"):
         res = build_ensemble(experiment, top_k=5, quiet=True)

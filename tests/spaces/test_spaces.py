@@ -129,10 +129,14 @@ def test_architecture_is_conditional_on_encoder_and_text_mode(sampled):
         elif c["motion_encoder"] == "ssm":
             assert "num_heads" not in c and c["motion_pooling"] == p.SSM_POOLING
             assert in_range(c["num_layers"], *p.SSM_LAYERS) and c["ssm_state"] in p.SSM_STATES
+        elif c["motion_encoder"] == "parts":
+            assert c["motion_pooling"] == p.PARTS_POOLING and c["hidden_dim"] % c["num_heads"] == 0
+            assert in_range(c["part_weight"], *p.PART_WEIGHT) and in_range(c["part_temperature"], *p.PART_TEMPERATURE)
         else:
             assert c["hidden_dim"] % c["num_heads"] == 0
             assert c["motion_pooling"] in p.TRANSFORMER_POOLINGS
             assert in_range(c["num_layers"], *p.TRANSFORMER_LAYERS)
+        assert ("part_weight" in c) == (c["motion_encoder"] == "parts")
         finetune = c["text_mode"] == "finetune"
         assert ("text_finetune_layers" in c) == finetune and ("text_lr" in c) == finetune
 
@@ -148,12 +152,13 @@ def test_temos_and_infonce_fixed_values(sampled):
 
 def test_full_picks_the_family_then_only_its_parameters():
     family_keys = {"aligned": {"mse_weight", "uniformity_weight"},
-                   "infonce": {"learn_temperature", "filter_threshold"}, "temos": {"kl_weight"}}
-    configs = samples_of("full", n=40, seed=1)
+                   "infonce": {"learn_temperature", "filter_threshold"}, "temos": {"kl_weight"},
+                   "ntxent": {"filter_threshold"}}
+    configs = samples_of("full", n=60, seed=1)
     assert {c["loss"] for c in configs} == set(family_keys)
     for c in configs:
         own = family_keys[c["loss"]]
-        others = set().union(*(v for k, v in family_keys.items() if k != c["loss"]))
+        others = set().union(*(v for k, v in family_keys.items() if k != c["loss"])) - own
         assert own <= set(c) and not (others & set(c)), c
         assert c["vae"] is (c["loss"] == "temos")
         assert {"motion_encoder", "hidden_dim", "num_layers", "text_mode", "lr"} <= set(c)

@@ -8,13 +8,17 @@ Formats (``LOADERS`` keys; details in each module's docstring):
   kitml      the same layout with (T, 251) KIT-ML features at 12.5 fps               (humanml3d.py)
   tmr        annotations.json + splits/*.txt + a folder of .npy motions              (tmr.py)
   folder     motions/<id>.npy + captions.csv / captions.jsonl (+ splits/, meta.json)  (folder.py)
+  joints     joint positions (T, 22, 3) / (T, 2, 22, 3): motions/<id>.npy + captions.csv /
+             captions.jsonl, or new_joints/<id>.npy + texts/*.txt -> invariant features (joints.py)
   bvh        **/*.bvh with <name>.json / <name>.txt caption sidecars                 (bvh.py)
   bandai     Bandai-Namco motion dataset: data/*.bvh + data/*.json + cfg/*_label.txt (bandai.py)
 
 An archive (.tar.xz, .tar.gz, .tgz, .tar.bz2, .tar, .zip) is extracted once into
 ``options["extract_dir"]`` (a cache folder; default ``<default cache>/extracted``) and loaded
 from there.  A folder whose data sits one level down (a single sub-folder, as archives usually
-have) is found too.
+have) is found too.  Auto-detection reads at most one .npy header: a HumanML3D root with both
+new_joint_vecs/ and new_joints/ is ``humanml3d`` (``--format joints`` reads its joints); a folder
+layout whose first motion is (T, 22|21, 3) or (T, P, 22|21, 3) is ``joints``.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from .bandai import load_bandai
 from .bvh import load_bvh_folder
 from .folder import load_folder
 from .humanml3d import load_humanml3d, load_kitml
+from .joints import load_joints
 from .tmr import load_tmr
 
 LOADERS: dict[str, Callable[[Path, dict], RawCorpus]] = {
@@ -43,6 +48,7 @@ LOADERS: dict[str, Callable[[Path, dict], RawCorpus]] = {
     "kitml": load_kitml,
     "tmr": load_tmr,
     "folder": load_folder,
+    "joints": load_joints,
     "bvh": load_bvh_folder,
     "bandai": load_bandai,
 }
@@ -51,13 +57,15 @@ LOADERS: dict[str, Callable[[Path, dict], RawCorpus]] = {
 OPTION_HELP = {
     "max_motions": "load only the first N motions (sorted / split-file order), for quick tests",
     "extract_dir": "folder where archives are extracted (a cache; set by the caller)",
-    "workers": "processes for BVH conversion (default: all CPUs of this process)",
-    "fps": "frame rate: of the stored features (humanml3d 20, kitml 12.5, tmr/folder 20), or the "
-           "target rate BVH is resampled to (20)",
+    "workers": "processes for BVH / joint conversion (default: all CPUs of this process)",
+    "fps": "frame rate: of the stored features (humanml3d 20, kitml 12.5, tmr/folder 20), of the stored "
+           "joint positions (joints: meta.json or 20), or the target rate BVH is resampled to (20)",
+    "target_fps": "joints: frame rate the features are resampled to (default 20, as bvh)",
     "motions_dir": "tmr: folder holding the .npy motions (default <root>/motions)",
     "allow_missing": "tmr: skip keyids whose motion file is absent (count in meta['missing_motions'])",
-    "unit": "bvh/bandai: file units 'm' | 'cm' | 'mm' (default: guessed from the skeleton size)",
-    "up_axis": "bvh/bandai: up axis 'y' | 'z' | '-z' | ... (default: guessed from the head position)",
+    "unit": "bvh/bandai/joints: file units 'm' | 'cm' | 'mm' (default: guessed from the skeleton size)",
+    "up_axis": "bvh/bandai: up axis 'y' | 'z' | '-z' | ... (default: guessed from the head position); "
+               "joints: the same names, default 'y'",
 }
 _COMMON = ("max_motions", "extract_dir", "workers")
 FORMAT_OPTIONS = {
@@ -65,6 +73,7 @@ FORMAT_OPTIONS = {
     "kitml": _COMMON + ("fps",),
     "tmr": _COMMON + ("fps", "motions_dir", "allow_missing"),
     "folder": _COMMON + ("fps",),
+    "joints": _COMMON + ("fps", "target_fps", "unit", "up_axis"),
     "bvh": _COMMON + ("fps", "unit", "up_axis"),
     "bandai": _COMMON + ("fps", "unit", "up_axis"),
 }
@@ -139,6 +148,22 @@ def extract_archive(path: Path, extract_dir: str | Path | None = None) -> Path:
     return final
 
 
+def _first_npy_shape(folder: Path) -> tuple[int, ...] | None:
+    """Shape of the first (sorted) .npy in folder from its header only; None if none or unreadable."""
+    first = next(iter(sorted(folder.glob("*.npy"))), None)
+    if first is None:
+        return None
+    try:
+        return tuple(np.load(first, mmap_mode="r").shape)
+    except (OSError, ValueError, AttributeError):   # unreadable or an .npz: the loader says which
+        return None
+
+
+def _is_joints_shape(shape: tuple[int, ...] | None) -> bool:
+    """(T, 22, 3) / (T, P, 22, 3); 21 joints too (KIT-ML), which the joints loader refuses by name."""
+    return shape is not None and len(shape) in (3, 4) and shape[-1] == 3 and shape[-2] in (21, 22)
+
+
 def _detect_here(root: Path) -> str | None:
     if (root / "cfg" / "content_label.txt").is_file() and (root / "data").is_dir():
         return "bandai"
@@ -146,20 +171,24 @@ def _detect_here(root: Path) -> str | None:
         return "tmr"
     vec_dir = root / "new_joint_vecs"
     if vec_dir.is_dir():
-        first = next(iter(sorted(vec_dir.glob("*.npy"))), None)
-        if first is not None:
-            try:
-                dim = np.load(first, mmap_mode="r").shape[-1]
-            except (OSError, ValueError, AttributeError):   # unreadable or an .npz: the loader says which
-                dim = None
-            if dim == 251:
-                return "kitml"
-        return "humanml3d"
+        shape = _first_npy_shape(vec_dir)
+        return "kitml" if shape is not None and shape[-1] == 251 else "humanml3d"
+    if (root / "new_joints").is_dir() and (root / "texts").is_dir():
+        return "joints"
     if (root / "motions").is_dir() and ((root / "captions.csv").is_file() or (root / "captions.jsonl").is_file()):
-        return "folder"
+        return "joints" if _is_joints_shape(_first_npy_shape(root / "motions")) else "folder"
     if next(root.rglob("*.bvh"), None) is not None:
         return "bvh"
     return None
+
+
+# Formats that read the same folder differently: a root detected as one of them is the data
+# root for any other (e.g. --format joints on a HumanML3D root that holds new_joints/ too).
+_SAME_ROOT = ({"humanml3d", "kitml", "joints"}, {"folder", "joints"})
+
+
+def _same_root(format: str, detected: str | None) -> bool:
+    return detected == format or any({format, detected} <= family for family in _SAME_ROOT)
 
 
 def _single_subdir(root: Path) -> Path | None:
@@ -215,7 +244,7 @@ def load_raw(path: Path, format: str | None, options: dict) -> RawCorpus:
                             f"{', '.join(LOADERS)}).", where=path,
                             fix="pass --format NAME, or see core/data/loaders/__init__.py for the expected layouts.")
         format = detected
-    if detected == format or (format in ("humanml3d", "kitml") and detected in ("humanml3d", "kitml")):
+    if _same_root(format, detected):
         root = found_root
     unknown = sorted(set(options) - set(FORMAT_OPTIONS[format]))
     if unknown:

@@ -21,7 +21,8 @@ from ..errors import DataError
 from ..features import JOINTS22_LAYOUT
 from ..textfile import read_text_utf8
 from ..types import MotionItem, RawCorpus
-from .bvh import TARGET_FPS, convert_many, default_workers
+from .bvh import TARGET_FPS, convert_many
+from .parallel import default_workers
 
 # content -> (verb phrase, bare verb, detail clause or "", -ing phrase)
 _CONTENT_PHRASES = {

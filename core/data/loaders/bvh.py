@@ -12,10 +12,7 @@ group for equivalence-aware evaluation) or ``<name>.txt`` = one caption per non-
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +23,11 @@ from ..features import JOINTS22_LAYOUT, joints_to_features, resample_linear
 from ..textfile import read_text_utf8
 from ..types import MotionItem, RawCorpus
 from .bvh_parse import BvhClip, parse_bvh, world_positions
+from .orient import unit_from_body_length, unit_scale, up_rotation
+from .parallel import convert_files
 
 TARGET_FPS = 20.0
 _SPINE_FRACTIONS = (0.26, 0.50, 0.56)   # SMPL spine1/2/3 as fractions of the pelvis->neck length
-_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
-_UP_AXES = {  # proper rotations (det +1, so left stays left) taking the named axis to +Y
-    "y": np.eye(3), "-y": np.diag([1.0, -1.0, -1.0]),
-    "z": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]), "-z": np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]),
-    "x": np.array([[0, -1.0, 0], [1, 0, 0], [0, 0, 1]]), "-x": np.array([[0, 1.0, 0], [-1, 0, 0], [0, 0, 1]]),
-}
 
 # Body part words (side words removed, lower case, joined) -> role.  "shoulder" and "leg" are
 # ambiguous across exporters and are resolved in _assign_roles.
@@ -169,32 +162,14 @@ def bvh_to_smpl22(clip: BvhClip, pos: np.ndarray, ends: np.ndarray,
 
 def _unit_scale(clip: BvhClip, roles: dict[str, int], unit: str | None) -> float:
     """Metres per file unit: from the option, else from the rest-pose head->ankle bone-path length
-    (pose independent; ~1.5 m for an adult): nearest of m / cm / mm on a log scale."""
+    (pose independent; ~1.5 m for an adult): nearest of m / cm / mm on a log scale (orient.py)."""
     if unit is not None:
-        if str(unit) not in _UNITS:
-            raise DataError(f"unknown BVH unit {unit!r}; use one of {sorted(_UNITS)}.")
-        return _UNITS[str(unit)]
+        return unit_scale(unit, clip.path)
     top = roles.get("head", roles["neck"])
     path = set(_chain_to(clip, top, roles["pelvis"]) or []) | set(
         _chain_to(clip, roles["left_ankle"], roles["pelvis"]) or [])
     length = sum(np.linalg.norm(clip.joints[j].offset) for j in path if j != roles["pelvis"])
-    if length < 16:
-        return 1.0
-    return 0.01 if length < 506 else 0.001
-
-
-def _up_rotation(joints: np.ndarray, up_axis: str | None, path: Path) -> np.ndarray:
-    """3x3 rotation taking the file's up axis to +Y; guessed from the mean feet->head vector."""
-    if up_axis is not None:
-        key = str(up_axis).lower().lstrip("+")
-        if key not in _UP_AXES:
-            raise DataError(f"unknown up_axis {up_axis!r}; use one of {sorted(_UP_AXES)}.", where=path)
-        return _UP_AXES[key]
-    feet = joints[:, [skeleton.JOINT_INDEX["left_ankle"], skeleton.JOINT_INDEX["right_ankle"]]].mean(1)
-    up = (joints[:, skeleton.JOINT_INDEX["head"]] - feet).mean(0)
-    axis = int(np.argmax(np.abs(up)))
-    key = ("-" if up[axis] < 0 else "") + "xyz"[axis]
-    return _UP_AXES[key]
+    return unit_scale(unit_from_body_length(length))
 
 
 def bvh_to_joints(path: str | Path, options: dict | None = None) -> tuple[np.ndarray, int]:
@@ -209,7 +184,7 @@ def bvh_to_joints(path: str | Path, options: dict | None = None) -> tuple[np.nda
     roles = _assign_roles(clip)
     joints = bvh_to_smpl22(clip, pos, ends, roles)
     joints = joints * _unit_scale(clip, roles, options.get("unit"))
-    joints = joints @ _up_rotation(joints, options.get("up_axis"), clip.path).T
+    joints = joints @ up_rotation(joints, options.get("up_axis"), clip.path).T
     src_fps = clip.fps
     if abs(src_fps - round(src_fps)) < 1e-3 * src_fps:  # "Frame Time: 0.0333333" means 30 fps
         src_fps = float(round(src_fps))
@@ -223,32 +198,11 @@ def convert_bvh(path: str | Path, options: dict | None = None) -> tuple[np.ndarr
     return joints_to_features(joints, float(options.get("fps", TARGET_FPS))), n_source
 
 
-def _convert_chunk(paths: list[str], options: dict) -> list[tuple[np.ndarray, int]]:
-    return [convert_bvh(p, options) for p in paths]
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS / Windows
-        return max(1, os.cpu_count() or 1)
-
-
 def convert_many(paths: list[Path], options: dict) -> list[tuple[np.ndarray, int]]:
     """``convert_bvh`` on many files, in a process pool when that helps (option workers, default
     all CPUs of this process); results in the order of paths."""
-    workers = int(options.get("workers") or default_workers())
     opts = {k: v for k, v in options.items() if k in ("unit", "up_axis", "fps")}
-    names = [str(p) for p in paths]
-    if workers <= 1 or len(names) < 32:
-        return _convert_chunk(names, opts)
-    chunk = max(8, len(names) // (workers * 8))
-    chunks = [names[i:i + chunk] for i in range(0, len(names), chunk)]
-    # fork: children inherit the imported modules (no re-import cost); elsewhere the default.
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        results = pool.map(_convert_chunk, chunks, [opts] * len(chunks))
-        return [feats for part in results for feats in part]
+    return convert_files(convert_bvh, paths, opts, options.get("workers"))
 
 
 def _sidecar(bvh: Path) -> tuple[list[str], str | None]:

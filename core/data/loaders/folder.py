@@ -1,8 +1,12 @@
 """A plain folder of feature arrays + captions (the format of the seed project's interaction data).
 
-    <root>/motions/<id>.npy          (T, D) float features, any D (396 = the two-person layout)
+    <root>/motions/<id>.npy          (T, D) float features, any D (396 = the two-person layout; 263 / 251 / 137 =
+                                     HumanML3D / KIT-ML / our joints22 features, which can be mirrored)
     <root>/captions.csv              header ``id,text`` (optional ``group`` column), one row per caption
-      or <root>/captions.jsonl       ``{"id": ..., "text": ..., "group": optional}`` per line
+      or <root>/captions.jsonl       ``{"id": ..., "text": ..., "group": optional}`` per line, or GAR records
+                                     ``{"id": ..., "caption": ..., "part_descriptions": {"torso": ..., "left_arm":
+                                     ..., "right_arm": ..., "left_leg": ..., "right_leg": ...}}`` (part texts for
+                                     the part-level model; a motion takes the first record's)
     <root>/splits/{train,val,test}.txt   optional, one id per line (absent = hashed split)
     <root>/meta.json                 optional, e.g. ``{"fps": 30}``
 
@@ -14,11 +18,14 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..features import layout_for_dim
+from ..parts import check_part_descriptions
 from ..splits import SPLITS
 from ..textfile import read_id_list, read_text_utf8
 from ..types import FeatureLayout, MotionItem, RawCorpus
@@ -32,7 +39,7 @@ def _interaction_layout() -> FeatureLayout:
     return INTERACTION396_LAYOUT
 
 
-def _read_csv(path: Path) -> list[tuple[str, str, str | None, int]]:
+def _read_csv(path: Path) -> list[tuple[str, str, str | None, int, None]]:
     reader = csv.DictReader(io.StringIO(read_text_utf8(path), newline=""))
     if reader.fieldnames is None or not {"id", "text"} <= set(reader.fieldnames):
         raise DataError(f"the header must name the columns 'id' and 'text' (found {reader.fieldnames}).",
@@ -46,29 +53,34 @@ def _read_csv(path: Path) -> list[tuple[str, str, str | None, int]]:
             raise DataError(f"line {reader.line_num}: the row has more columns than the header (an unquoted comma "
                             f"in the caption {row['text']!r}...?); the caption would be cut there.", where=path,
                             fix='quote captions that contain commas: a1,"a person walks, then turns".')
-        rows.append((row["id"].strip(), row["text"].strip(), (row.get("group") or None), reader.line_num))
+        rows.append((row["id"].strip(), row["text"].strip(), (row.get("group") or None), reader.line_num, None))
     return rows
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, str, str | None, int]]:
+    """Rows (id, text, group, line, part texts or None); a GAR record names its text 'caption' and may carry
+    'part_descriptions' (core/data/parts.py)."""
     rows = []
     for n, line in enumerate(read_text_utf8(path).split("\n"), 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-            motion_id, text = str(obj["id"]).strip(), obj["text"]
+            motion_id, text = str(obj["id"]).strip(), obj["text"] if "text" in obj else obj["caption"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise DataError(f"line {n}: expected {{\"id\": ..., \"text\": ...}} ({type(e).__name__}: {e}).",
+            raise DataError(f"line {n}: expected {{\"id\": ..., \"text\": ...}} or a GAR record {{\"id\": ..., "
+                            f"\"caption\": ..., \"part_descriptions\": {{...}}}} ({type(e).__name__}: {e}).",
                             where=path) from None
         if not isinstance(text, str):
             raise DataError(f"line {n}: 'text' must be a string, got {type(text).__name__}.", where=path)
         group = obj.get("group")
-        rows.append((motion_id, text.strip(), str(group) if group is not None else None, n))
+        parts = check_part_descriptions(obj.get("part_descriptions"), where=path, what=f"line {n}: part_descriptions")
+        rows.append((motion_id, text.strip(), str(group) if group is not None else None, n, parts))
     return rows
 
 
-def _fps(root: Path, options: dict) -> tuple[float, dict]:
+def read_fps(root: Path, options: dict) -> tuple[float, dict]:
+    """(frame rate: option fps, else meta.json's "fps", else 20; meta.json's content or {})."""
     meta_path = root / "meta.json"
     source_meta = {}
     if meta_path.is_file():
@@ -93,35 +105,66 @@ def _fps(root: Path, options: dict) -> tuple[float, dict]:
     return value, source_meta
 
 
-def load_folder(root: Path, options: dict) -> RawCorpus:
-    """Options: fps (overrides meta.json; default 20), max_motions (first N ids, sorted)."""
-    root = Path(root)
-    motion_dir = root / "motions"
-    if not motion_dir.is_dir():
-        raise DataError("expected a motions/ folder of <id>.npy files.", where=motion_dir)
+@dataclass
+class FolderIndex:
+    """What a folder-format dataset holds, checked: every motion has a caption and every caption,
+    split id a motion.  Shared by the feature folder (here) and the joint-position folder (joints.py)."""
+    motion_files: dict[str, Path]               # id -> motions/<id>.npy
+    captions: dict[str, list[str]]
+    groups: dict[str, str | None]
+    caption_path: Path
+    splits: dict[str, list[str]]                # from splits/<name>.txt; {} = hashed split
+    split_files: dict[str, str]
+    parts: dict[str, tuple[str, ...]]           # id -> 5 part texts (GAR records; the first a motion has)
+
+    def selected_ids(self, options: dict) -> list[str]:
+        """Sorted ids, the first options['max_motions'] of them when given."""
+        ordered = sorted(self.motion_files)
+        return ordered[: int(options["max_motions"])] if options.get("max_motions") else ordered
+
+    def corpus(self, root: Path, fmt: str, items: list[MotionItem], fps: float, layout: FeatureLayout,
+               meta: dict) -> RawCorpus:
+        """The RawCorpus of ``items`` (a subset of the ids), with the split files narrowed to them."""
+        kept = {item.id for item in items}
+        out_splits = {k: [i for i in v if i in kept] for k, v in self.splits.items()} if self.splits else None
+        return RawCorpus(name=root.name, items=items, fps=fps, layout=layout, splits=out_splits,
+                         meta={"format": fmt, "root": str(root), "caption_file": str(self.caption_path),
+                               "split_files": self.split_files, **meta})
+
+
+def read_caption_rows(root: Path) -> tuple[Path, list[tuple[str, str, str | None, int]]]:
+    """(caption file, its rows (id, text, group, line)) from captions.csv or captions.jsonl."""
     csv_path, jsonl_path = root / "captions.csv", root / "captions.jsonl"
     if csv_path.is_file() and jsonl_path.is_file():
         raise DataError("both captions.csv and captions.jsonl exist; it is unclear which one to use.",
                         where=root, fix="keep only one caption file.")
     if csv_path.is_file():
-        caption_path, rows = csv_path, _read_csv(csv_path)
-    elif jsonl_path.is_file():
-        caption_path, rows = jsonl_path, _read_jsonl(jsonl_path)
-    else:
-        raise DataError("no captions.csv or captions.jsonl.", where=root,
-                        fix="add captions.csv (columns id,text) or captions.jsonl ({\"id\", \"text\"} per line).")
-    fps, source_meta = _fps(root, options)
+        return csv_path, _read_csv(csv_path)
+    if jsonl_path.is_file():
+        return jsonl_path, _read_jsonl(jsonl_path)
+    raise DataError("no captions.csv or captions.jsonl.", where=root,
+                    fix="add captions.csv (columns id,text) or captions.jsonl ({\"id\", \"text\"} per line).")
 
+
+def read_folder_index(root: Path) -> FolderIndex:
+    """motions/, the caption file and splits/ of a folder-format dataset (see the module docstring)."""
+    motion_dir = root / "motions"
+    if not motion_dir.is_dir():
+        raise DataError("expected a motions/ folder of <id>.npy files.", where=motion_dir)
+    caption_path, rows = read_caption_rows(root)
     motion_files = {p.stem: p for p in motion_dir.glob("*.npy")}
     captions: dict[str, list[str]] = {}
     groups: dict[str, str | None] = {}
-    for motion_id, text, group, line in rows:
+    parts: dict[str, tuple[str, ...]] = {}
+    for motion_id, text, group, line, part_texts in rows:
         if motion_id not in motion_files:
             raise DataError(f"line {line}: caption for id {motion_id!r} but there is no motions/{motion_id}.npy.",
                             where=caption_path, fix="remove the caption or add the motion.")
         captions.setdefault(motion_id, []).append(text)
         if group is not None:
             groups[motion_id] = group
+        if part_texts is not None:
+            parts.setdefault(motion_id, part_texts)
     uncaptioned = sorted(set(motion_files) - set(captions))
     if uncaptioned:
         raise DataError(f"{len(uncaptioned)} motion(s) have no caption in {caption_path.name}, e.g. "
@@ -140,16 +183,18 @@ def load_folder(root: Path, options: dict) -> RawCorpus:
                                 f"({len(absent)} such id(s)).", where=path,
                                 fix="remove the id from the split file or add the motion.")
             splits[name], split_files[name] = ids, str(path)
+    return FolderIndex(motion_files, captions, groups, caption_path, splits, split_files, parts)
 
-    ordered = sorted(motion_files)
-    if options.get("max_motions"):
-        ordered = ordered[: int(options["max_motions"])]
-    items = [MotionItem(i, np.asarray(load_npy(motion_files[i]), dtype=np.float32), captions[i], groups.get(i),
-                        str(motion_files[i])) for i in ordered]
+
+def load_folder(root: Path, options: dict) -> RawCorpus:
+    """Options: fps (overrides meta.json; default 20), max_motions (first N ids, sorted)."""
+    root = Path(root)
+    index = read_folder_index(root)
+    fps, source_meta = read_fps(root, options)
+    items = [MotionItem(i, np.asarray(load_npy(index.motion_files[i]), dtype=np.float32), index.captions[i],
+                        index.groups.get(i), str(index.motion_files[i]), parts=index.parts.get(i))
+             for i in index.selected_ids(options)]
     dim = items[0].features.shape[-1] if items and items[0].features.ndim == 2 else 0
-    layout = _interaction_layout() if dim == 396 else FeatureLayout("raw", int(dim))
-    kept = set(ordered)
-    out_splits = {k: [i for i in v if i in kept] for k, v in splits.items()} if splits else None
-    return RawCorpus(name=root.name, items=items, fps=fps, layout=layout, splits=out_splits,
-                     meta={"format": "folder", "root": str(root), "caption_file": str(caption_path),
-                           "split_files": split_files, "source_meta": source_meta})
+    # A width we know is that layout (mirror augmentation, the part model); any other is "raw" features.
+    layout = _interaction_layout() if dim == 396 else layout_for_dim(int(dim))
+    return index.corpus(root, "folder", items, fps, layout, {"source_meta": source_meta})

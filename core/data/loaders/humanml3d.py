@@ -93,16 +93,18 @@ def crop_id(motion_id: str, start: float, end: float) -> str:
     return f"{motion_id}#{start:g}#{end:g}"
 
 
-def _motion_items(motion_id: str, motion: np.ndarray, text_path: Path, fps: float,
-                  counters: dict) -> list[MotionItem]:
-    """The whole-motion item (if any caption covers it) and one item per cropped span."""
+# (captions of the whole motion, {(start, end) in seconds: captions of that span})
+Captions = tuple[list[str], dict[tuple[float, float], list[str]]]
+
+
+def read_captions(text_path: Path, motion_id: str) -> Captions:
+    """The captions of one motion from texts/<id>.txt: those of the whole motion and those of each span."""
     if not text_path.is_file():
         raise DataError(f"motion {motion_id!r} has no caption file.", where=text_path,
                         fix="add texts/<id>.txt or remove the id from the split files.")
     whole: list[str] = []
     spans: dict[tuple[float, float], list[str]] = {}
-    lines = read_text_utf8(text_path).split("\n")
-    for n, line in enumerate(lines, 1):
+    for n, line in enumerate(read_text_utf8(text_path).split("\n"), 1):
         if not line.strip():
             continue
         caption, start, end = parse_caption_line(line, text_path, n)
@@ -110,16 +112,54 @@ def _motion_items(motion_id: str, motion: np.ndarray, text_path: Path, fps: floa
             whole.append(caption)
         else:
             spans.setdefault((start, end), []).append(caption)
+    return whole, spans
+
+
+def motion_items(motion_id: str, motion: np.ndarray, captions: Captions, fps: float, source: Path,
+                 counters: dict) -> list[MotionItem]:
+    """The whole-motion item (if any caption covers it) and one item per cropped span of a (T, D)
+    motion at ``fps``; every item keeps ``motion_id`` as its split key (crops never straddle splits)."""
+    whole, spans = captions
     items = []
     if whole:
-        items.append(MotionItem(motion_id, motion, whole, None, str(text_path)))
-    for (start, end), captions in spans.items():
+        items.append(MotionItem(motion_id, motion, whole))
+    for (start, end), texts in spans.items():
         lo, hi = int(start * fps), min(int(end * fps), len(motion))
         if hi - lo < 1:  # a span outside the motion: nothing to describe (the release has a few)
             counters["skipped_crops"] += 1
             continue
-        items.append(MotionItem(crop_id(motion_id, start, end), motion[lo:hi], captions, None, str(text_path)))
+        items.append(MotionItem(crop_id(motion_id, start, end), motion[lo:hi], texts))
+    for item in items:
+        item.features = np.asarray(item.features, dtype=np.float32)
+        item.source, item.split_key = str(source), motion_id
     return items
+
+
+def source_ids(root: Path, motion_dir: Path, options: dict) -> tuple[list[str], dict[str, list[str]], dict[str, str]]:
+    """(source ids to load, {split: ids}, {split: file}): the ids in split-file order (every one
+    must have <motion_dir>/<id>.npy), or the sorted .npy stems without split files; the first
+    options['max_motions'] of them when given."""
+    splits, split_files = read_split_files(root)
+    if splits:
+        ordered = list(dict.fromkeys(i for name in SPLITS for i in splits.get(name, [])))
+        for name, ids in splits.items():
+            for motion_id in ids:
+                if not (motion_dir / f"{motion_id}.npy").is_file():
+                    raise DataError(f"split id {motion_id!r} has no motion file {motion_dir.name}/{motion_id}.npy.",
+                                    where=split_files[name],
+                                    fix="remove the id from the split file or add the motion.")
+    else:
+        ordered = sorted(p.stem for p in motion_dir.glob("*.npy"))
+    if options.get("max_motions"):
+        ordered = ordered[: int(options["max_motions"])]
+    return ordered, splits, split_files
+
+
+def item_splits(splits: dict[str, list[str]], derived: dict[str, list[str]]) -> dict[str, list[str]] | None:
+    """The split files' source ids -> the ids of the items made from them (whole + crops)."""
+    if not splits:
+        return None
+    return {name: [d for i in ids if i in derived for d in derived[i]] for name, ids in splits.items()}
 
 
 def load_humanml3d(root: Path, options: dict, variant: str = "humanml3d") -> RawCorpus:
@@ -134,19 +174,7 @@ def load_humanml3d(root: Path, options: dict, variant: str = "humanml3d") -> Raw
             raise DataError(f"expected a {d.name}/ folder in a {variant} dataset.", where=d,
                             fix="point --data at the folder holding new_joint_vecs/ and texts/.")
     fps = float(options.get("fps", FPS[variant]))   # options are checked in loaders/__init__.load_raw
-    splits, split_files = read_split_files(root)
-    if splits:
-        ordered = list(dict.fromkeys(i for name in SPLITS for i in splits.get(name, [])))
-        for name, ids in splits.items():
-            for motion_id in ids:
-                if not (vec_dir / f"{motion_id}.npy").is_file():
-                    raise DataError(f"split id {motion_id!r} has no motion file new_joint_vecs/{motion_id}.npy.",
-                                    where=split_files[name],
-                                    fix="remove the id from the split file or add the motion.")
-    else:
-        ordered = sorted(p.stem for p in vec_dir.glob("*.npy"))
-    if options.get("max_motions"):
-        ordered = ordered[: int(options["max_motions"])]
+    ordered, splits, split_files = source_ids(root, vec_dir, options)
 
     counters = {"skipped_crops": 0}
     items: list[MotionItem] = []
@@ -157,24 +185,19 @@ def load_humanml3d(root: Path, options: dict, variant: str = "humanml3d") -> Raw
         motion = load_npy(path)
         if dim is None and motion.ndim == 2:   # validator names any motion that differs
             dim = int(motion.shape[1])
-        new = _motion_items(motion_id, motion, text_dir / f"{motion_id}.txt", fps, counters)
-        for item in new:
-            item.features = np.asarray(item.features, dtype=np.float32)
-            item.source = str(path)
-            item.split_key = motion_id   # crops of one source motion never straddle splits
+        captions = read_captions(text_dir / f"{motion_id}.txt", motion_id)
+        new = motion_items(motion_id, motion, captions, fps, path, counters)
         items.extend(new)
         derived[motion_id] = [it.id for it in new]
 
     layout = LAYOUTS[variant] if dim == LAYOUTS[variant].dim else FeatureLayout("raw", int(dim or 0))
-    out_splits = None
-    if splits:
-        out_splits = {name: [d for i in ids if i in derived for d in derived[i]] for name, ids in splits.items()}
     meta = {"format": variant, "root": str(root), "source_motions": len(ordered),
             "skipped_crops": counters["skipped_crops"], "split_files": split_files}
     for key, name in (("source_mean", "Mean.npy"), ("source_std", "Std.npy")):
         if (root / name).is_file():
             meta[key] = load_npy(root / name).astype(float).ravel().tolist()
-    return RawCorpus(name=root.name, items=items, fps=fps, layout=layout, splits=out_splits, meta=meta)
+    return RawCorpus(name=root.name, items=items, fps=fps, layout=layout, splits=item_splits(splits, derived),
+                     meta=meta)
 
 
 def load_kitml(root: Path, options: dict) -> RawCorpus:

@@ -20,6 +20,7 @@ from .interaction_captions import interaction_captions
 from .interactions import FOLLOWUP_KINDS, INTERACTION_KINDS, Followup, Interaction, Placement, build_interaction
 from .kinematics import J, pose_batch
 from .layout import INTERACTION396_LAYOUT, interaction_features
+from .part_texts import part_descriptions
 from .primitives import BUILDERS, Action, build_action
 from .timeline import add_pose_noise, overlap_frames, pad, sequence
 
@@ -294,7 +295,8 @@ def generate_synthetic(n: int = 1500, people: int = 2, seed: int = 0, fps: float
             drafts.append(prepare(sample_spec(rng, people), rng, fps))
         for i, m in enumerate(finish_all(drafts, fps), lo):
             items.append(MotionItem(id=f"syn{people}p_{i:05d}", features=motion_features(m, fps),
-                                    captions=m.captions, group=m.group, source="synthetic"))
+                                    captions=m.captions, group=m.group, source="synthetic",
+                                    parts=part_descriptions(m.spec)))
     kinds = sorted(INTERACTION_KINDS) if people == 2 else sorted(BUILDERS)
     return RawCorpus(
         name=f"synthetic(n={n},people={people},seed={seed})", items=items, fps=float(fps),

@@ -1,5 +1,7 @@
 """Fabricated datasets for the loader tests, one builder per format, written into a tmp folder.
 
+``fabricated_motion`` makes (T, 22, 3) joint positions of a walking, turning body (SMPL joint order).
+
 The BVH writer produces a small human skeleton in several naming conventions (mixamo, Bandai),
 units and up axes, walking forward (+Z in its own Y-up frame) and swinging its legs.
 """
@@ -9,6 +11,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from core.data import skeleton
 
 # role, parent role, rest offset in metres (Y up, facing +Z, left = +X)
 _BODY = [
@@ -168,6 +172,54 @@ Frame Time: 0.033333
 """
 
 
+# ---- joint positions (SMPL 22-joint order) ----------------------------------------------------------
+
+# A standing adult in SMPL joint order: metres, +Y up, facing +Z, so the left side is +X.
+REST_POSE = np.array([
+    [0.00, 0.93, 0.00], [0.08, 0.85, 0.00], [-0.08, 0.85, 0.00], [0.00, 1.05, 0.00],
+    [0.09, 0.50, 0.01], [-0.09, 0.50, 0.01], [0.00, 1.18, 0.00], [0.09, 0.09, -0.02],
+    [-0.09, 0.09, -0.02], [0.00, 1.24, 0.01], [0.10, 0.02, 0.10], [-0.10, 0.02, 0.10],
+    [0.00, 1.45, 0.00], [0.07, 1.38, 0.00], [-0.07, 1.38, 0.00], [0.00, 1.55, 0.03],
+    [0.17, 1.40, 0.00], [-0.17, 1.40, 0.00], [0.20, 1.12, 0.00], [-0.20, 1.12, 0.00],
+    [0.22, 0.87, 0.02], [-0.22, 0.87, 0.02],
+])
+
+
+def yaw_matrix(angle: float) -> np.ndarray:
+    """Rotation about +Y taking +Z towards +X by ``angle`` radians."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def fabricated_motion(T: int = 60, fps: float = 20.0, speed: float = 1.0, turn_rate: float = 0.0,
+                      seed: int = 0, wiggle: float = 0.03) -> np.ndarray:
+    """(T, 22, 3): the rest pose with smooth asymmetric joint wiggles, walking forward at ``speed``
+    m/s along its facing, which turns at ``turn_rate`` rad/s (positive = towards its left)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T) / fps
+    phase = rng.uniform(0, 2 * np.pi, size=(22, 3))
+    freq = rng.uniform(0.5, 2.0, size=(22, 3))
+    body = REST_POSE[None] + wiggle * np.sin(2 * np.pi * freq[None] * t[:, None, None] + phase[None])
+    body[:, :, 1] -= body[:, list(skeleton.FOOT_JOINTS), 1].min() - REST_POSE[list(skeleton.FOOT_JOINTS), 1].min()
+    yaw = turn_rate * t
+    out = np.empty_like(body)
+    root = np.zeros(3)
+    for k in range(T):
+        out[k] = body[k] @ yaw_matrix(yaw[k]).T + root
+        root = root + yaw_matrix(yaw[k]) @ np.array([0.0, 0.0, speed / fps])
+    return out
+
+
+def fabricated_pair(T: int = 50, fps: float = 20.0, seed: int = 0, gap: float = 1.5,
+                    wiggle: float = 0.03) -> np.ndarray:
+    """(T, 2, 22, 3): person A walking and turning, person B ``gap`` m in front of A's start, facing
+    A (turned by pi) and stepping sideways; both wiggle asymmetrically."""
+    a = fabricated_motion(T=T, fps=fps, speed=0.6, turn_rate=0.4, seed=seed, wiggle=wiggle)
+    b = fabricated_motion(T=T, fps=fps, speed=0.0, seed=seed + 1, wiggle=wiggle) @ yaw_matrix(np.pi).T
+    b += np.array([0.0, 0.0, gap]) + np.linspace(0, 0.5, T)[:, None, None] * np.array([1.0, 0.0, 0.0])
+    return np.stack([a, b], axis=1)
+
+
 # ---- dataset folders -------------------------------------------------------------------------------
 
 def make_humanml3d(root: Path, dim: int = 263, lengths=(40, 60, 50, 50, 45)) -> Path:
@@ -246,4 +298,43 @@ def make_bandai(root: Path) -> Path:
                                      ("dataset-2_kick-high_normal_001", 2, 0, {})):
         write_bvh(root / "data" / f"{name}.bvh", style="bandai", static_root=True, **kw)
         (root / "data" / f"{name}.json").write_text(json.dumps({"content": content, "style": style}))
+    return root
+
+
+def make_joints_folder(root: Path, people: int = 1, lengths=(40, 30, 25), captions: str = "csv",
+                       scale: float = 1.0, z_up: bool = False) -> Path:
+    """The folder layout with joint positions: motions/<id>.npy (T, 22, 3) or (T, 2, 22, 3) +
+    captions (csv / jsonl); ``scale`` 100 writes centimetres, ``z_up`` Z-up coordinates."""
+    (root / "motions").mkdir(parents=True)
+    ids = ["a", "b", "c"][: len(lengths)]
+    for k, (motion_id, T) in enumerate(zip(ids, lengths)):
+        x = fabricated_pair(T=T, seed=k) if people == 2 else fabricated_motion(T=T, turn_rate=0.3, seed=k)
+        x = x * scale
+        if z_up:                                   # Y-up -> Z-up: (x, y, z) -> (x, -z, y)
+            x = x @ _Q.T
+        np.save(root / "motions" / f"{motion_id}.npy", x.astype(np.float32))
+    rows = [r for r in (("a", "a person walks and turns left", "walk"), ("a", "someone strolls, turning", "walk"),
+                        ("b", "a person walks", None), ("c", "a person turns", None)) if r[0] in ids]
+    if captions == "csv":
+        lines = ["id,text,group"] + [f'{i},"{t}",{g or ""}' for i, t, g in rows]
+        (root / "captions.csv").write_text("\n".join(lines) + "\n")
+    else:
+        (root / "captions.jsonl").write_text("\n".join(
+            json.dumps({"id": i, "text": t, **({"group": g} if g else {})}) for i, t, g in rows) + "\n")
+    return root
+
+
+def make_joints_humanml3d(root: Path, lengths=(60, 40, 50)) -> Path:
+    """HumanML3D's joint layout: new_joints/<id>.npy (T, 22, 3) + texts/<id>.txt (one span crop) +
+    train/val split files."""
+    (root / "new_joints").mkdir(parents=True)
+    (root / "texts").mkdir()
+    ids = [f"00000{i + 1}" for i in range(len(lengths))]
+    for k, (motion_id, T) in enumerate(zip(ids, lengths)):
+        np.save(root / "new_joints" / f"{motion_id}.npy", fabricated_motion(T=T, seed=k).astype(np.float32))
+        (root / "texts" / f"{motion_id}.txt").write_text(f"a person walks {k}#a/DET person/NOUN walk/VERB#0.0#0.0\n")
+    with open(root / "texts" / f"{ids[0]}.txt", "a") as fh:
+        fh.write("the person steps#x#1.0#2.0\n")
+    (root / "train.txt").write_text("\n".join(ids[:-1]) + "\n")
+    (root / "val.txt").write_text(ids[-1] + "\n")
     return root

@@ -8,40 +8,7 @@ from core.data import skeleton
 from core.data.features import (FEATURE_DIM, FOOT_CONTACTS, HML263_LAYOUT, JOINTS22_LAYOUT, KIT251_LAYOUT,
                                 facing_directions, joints_to_features, layout_for_dim, resample_linear)
 
-# A standing adult in SMPL joint order: metres, +Y up, facing +Z, so the left side is +X.
-REST_POSE = np.array([
-    [0.00, 0.93, 0.00], [0.08, 0.85, 0.00], [-0.08, 0.85, 0.00], [0.00, 1.05, 0.00],
-    [0.09, 0.50, 0.01], [-0.09, 0.50, 0.01], [0.00, 1.18, 0.00], [0.09, 0.09, -0.02],
-    [-0.09, 0.09, -0.02], [0.00, 1.24, 0.01], [0.10, 0.02, 0.10], [-0.10, 0.02, 0.10],
-    [0.00, 1.45, 0.00], [0.07, 1.38, 0.00], [-0.07, 1.38, 0.00], [0.00, 1.55, 0.03],
-    [0.17, 1.40, 0.00], [-0.17, 1.40, 0.00], [0.20, 1.12, 0.00], [-0.20, 1.12, 0.00],
-    [0.22, 0.87, 0.02], [-0.22, 0.87, 0.02],
-])
-
-
-def yaw_matrix(angle: float) -> np.ndarray:
-    """Rotation about +Y taking +Z towards +X by ``angle`` radians."""
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def fabricated_motion(T: int = 60, fps: float = 20.0, speed: float = 1.0, turn_rate: float = 0.0,
-                      seed: int = 0, wiggle: float = 0.03) -> np.ndarray:
-    """(T, 22, 3): the rest pose with smooth asymmetric joint wiggles, walking forward at ``speed``
-    m/s along its facing, which turns at ``turn_rate`` rad/s (positive = towards its left)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(T) / fps
-    phase = rng.uniform(0, 2 * np.pi, size=(22, 3))
-    freq = rng.uniform(0.5, 2.0, size=(22, 3))
-    body = REST_POSE[None] + wiggle * np.sin(2 * np.pi * freq[None] * t[:, None, None] + phase[None])
-    body[:, :, 1] -= body[:, list(skeleton.FOOT_JOINTS), 1].min() - REST_POSE[list(skeleton.FOOT_JOINTS), 1].min()
-    yaw = turn_rate * t
-    out = np.empty_like(body)
-    root = np.zeros(3)
-    for k in range(T):
-        out[k] = body[k] @ yaw_matrix(yaw[k]).T + root
-        root = root + yaw_matrix(yaw[k]) @ np.array([0.0, 0.0, speed / fps])
-    return out
+from .fabricated import REST_POSE, fabricated_motion, yaw_matrix
 
 
 def test_shape_dtype_and_layout_size():

@@ -202,7 +202,7 @@ def test_folder_bad_inputs(tmp_path):
 # ---- registry, detection, archives ----------------------------------------------------------------
 
 def test_registry_and_errors(tmp_path):
-    assert set(LOADERS) == {"humanml3d", "kitml", "tmr", "folder", "bvh", "bandai"}
+    assert set(LOADERS) == {"humanml3d", "kitml", "tmr", "folder", "joints", "bvh", "bandai"}
     root = make_folder(tmp_path / "f")
     with pytest.raises(DataError, match="unknown dataset format 'amass'; known formats: humanml3d, kitml"):
         load_raw(root, "amass", {})
