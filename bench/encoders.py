@@ -7,7 +7,7 @@ default with 1 thread; its last checkpoint encodes the 700-motion test split onc
 motion with the same caption group as a hit (the embedded corpus has ~3 motions per group, so plain full-split
 R@1 is capped near 1/3).
 
-    python bench/encoders.py --threads 2                 # tmr vs ssm vs gru, ~10 min on 2 cores
+    python bench/encoders.py --threads 2                 # tmr vs parts vs ssm vs gru, ~20 min on 2 cores
     python bench/encoders.py --encoders tmr ssm --quick  # code-path check in seconds
     python bench/encoders.py --encoders tmr parts parts:part_weight=0 ssm   # an arm may set config keys
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args = parse_model_bench_args(
         argv, __doc__, epochs=4, quick_epochs=1, set_help="config override for every encoder",
         epochs_help="epochs per encoder (the main job's --max-epochs)",
-        add_flags=lambda ap: ap.add_argument("--encoders", nargs="+", default=["tmr", "ssm", "gru"],
+        add_flags=lambda ap: ap.add_argument("--encoders", nargs="+", default=["tmr", "parts", "ssm", "gru"],
                                              help="arms ENCODER[:key=value,...] to compare; the first is the "
                                                   "reference"))
     from core.config import parse_set_pairs
@@ -80,6 +80,17 @@ def main(argv=None) -> int:
         seconds = d["epoch_seconds_median"]
         rows.append(row(f"{encoder}: CPU epoch time ({args.threads} thread(s))", "reported",
                         f"{seconds:.1f} s" if seconds else "n/a", None, None))
+    # every other pair too (e.g. parts with vs without its part loss), paired on the same test queries
+    pairs = {}
+    for i, a in enumerate(args.encoders):
+        for b in args.encoders[i + 1:]:
+            for key in METRICS:
+                if key in credits[a] and key in credits[b] and reference not in (a, b):
+                    diff = paired_difference(credits[a][key], credits[b][key])
+                    pairs.setdefault(f"{a} - {b}", {})[key] = {"diff": diff.value, "low": diff.low, "high": diff.high}
+                    rows.append(row(f"{a} - {b}: test {key}", "paired difference with its CI",
+                                    f"{diff.value:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}]", None, None))
+    details["paired_pairs"] = pairs
     shutil.rmtree(work, ignore_errors=True)
     path = write_result(out_dir_for(args), NAME, title="Motion encoders side by side on the default split",
                         quick=args.quick, rows=rows,

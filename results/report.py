@@ -66,6 +66,8 @@ def write_results(experiment_dir: Path | str, *, quiet: bool = False, top: int =
     leaderboard = format_leaderboard(trials, top=top,
                                      title=f"Experiment {exp.path.name}: top {top} by best val recall@1")
     plots = _write_plots(exp, trials, epochs, best_id, best_ckpt, warnings)
+    study = _study_report(exp.path, warnings)
+    plots += study.plots if study else []
     results = ExperimentResults(experiment_dir=exp.path, trials=trials, epochs=epochs, best_trial_id=best_id,
                                 best_config=flatten_config(record.config, prefix=""), best_checkpoint=best_ckpt,
                                 leaderboard_text=leaderboard, plots=plots, warnings=warnings)
@@ -73,10 +75,26 @@ def write_results(experiment_dir: Path | str, *, quiet: bool = False, top: int =
         print(leaderboard)
         for note in warnings:
             print(f"note: {note}")
+        if study is not None:
+            print("\n" + study.text())
         print(f"\nbest trial {best_id}: checkpoint {best_ckpt or '(none left on disk)'}")
         print(f"tables: {results.trials_path}\n        {results.epochs_path}")
         print("plots:  " + "\n        ".join(str(p) for p in plots))
     return results
+
+
+def _study_report(path: Path, warnings: list[str]):
+    """Parameter importances and the parallel-coordinates plot from the search's Optuna study (None without one)."""
+    from results.study_report import load_search_study, study_report, study_storage
+
+    try:
+        study = load_search_study(path)
+    except ResultsError:
+        return None      # an experiment from before the study moved into a database
+    except Exception as exc:   # an unreachable --optuna-storage server must not hide the tables and plots
+        warnings.append(f"the Optuna study could not be read ({type(exc).__name__}: {exc}).")
+        return None
+    return study_report(study, path / PLOTS_DIR, storage=study_storage(path)[0])
 
 
 def load_trials(experiment_dir: Path | str) -> pa.Table:

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = dict(
     address="local", storage="./experiments", name=None, resume=False, seed=0,
     wandb_project="motion-retrieval-search", wandb=True, ensemble_top_k=5, smoke_test=False,
     refit_top_k=2, refit_seeds=2, refit_epochs=None, eval_data=None, eval_format=None, eval_data_split=None,
+    optuna_storage=None,
 )
 # --smoke-test: a whole search (ASHA, checkpoints, W&B, results) in well under a minute on CPU.
 SMOKE_DEFAULTS: dict[str, Any] = dict(
@@ -34,7 +35,9 @@ SMOKE_DEFAULTS: dict[str, Any] = dict(
     max_concurrent=2, cpus_per_trial=1.0, ensemble_top_k=3,
 )
 SMOKE_OVERRIDES: dict[str, Any] = dict(SMOKE_MODEL)
-SCHEDULERS = {"asha": "ASHA early stopping (default)", "fifo": "no early stopping: every trial trains --max-epochs"}
+SCHEDULERS = {"asha": "ASHA early stopping (default)", "fifo": "no early stopping: every trial trains --max-epochs",
+              "hyperband": "Ray's synchronous HyperBand (brackets of successive halving; trials pause at each rung, "
+                           "so it runs without --max-concurrent: the trial resources bound concurrency)"}
 SAMPLERS = {"tpe": "Optuna TPE, multivariate (default)", "random": "Optuna random sampling (a baseline)"}
 # Config keys that have their own flag: setting them via --set would silently fight the flag.
 MAX_NAME_BYTES = 200   # a folder name: filesystems allow 255 bytes, and Tune and W&B add their own suffixes
@@ -82,6 +85,7 @@ class SearchArgs:
     eval_data: str | None = None      # cross-dataset evaluation after the search (core/crossdata.py); trials never see it
     eval_format: str | None = None
     eval_data_split: str | None = None   # None = test
+    optuna_storage: str | None = None    # the study's database URL; None = SQLite <experiment>/optuna.db
 
     @property
     def refit_length(self) -> int:
@@ -175,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cross-dataset evaluation: after the search, also report the best model's and the "
                          "ensemble's test metrics on this dataset (same feature layout; never used to choose)")
     ap.add_argument("--eval-format", help="loader of --eval-data (default: auto-detect)")
+    ap.add_argument("--optuna-storage", metavar="URL",
+                    help="database of the Optuna study (default: SQLite <experiment>/optuna.db), e.g. "
+                         "postgresql://user@host/db to keep many searches' studies in one database; the study is "
+                         "named after --name. Open it with optuna-dashboard URL")
     ap.add_argument("--eval-data-split", choices=list(EVAL_SPLITS),
                     help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
     ap.add_argument("--smoke-test", action="store_true", default=None,
@@ -283,6 +291,9 @@ def validate(args: SearchArgs) -> None:
          f"{args.name!r}: {args.experiment_path} is a file, not an experiment folder. Choose another --name "
          "(or move the file away).")
     need(bool(args.wandb_project.strip()), "--wandb-project", "must not be empty.")
+    need(args.optuna_storage is None or "://" in args.optuna_storage, "--optuna-storage",
+         f"{args.optuna_storage!r}: expected a database URL, e.g. sqlite:////abs/path/study.db or "
+         "postgresql://user@host/db.")
     try:   # the flags' combination here; the spec, its path and layout when both datasets load (search/run.py)
         args.eval
     except DataError as e:

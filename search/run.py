@@ -13,6 +13,7 @@ from core.data.splits import MIN_DECISIVE_SPLIT
 
 from . import storage
 from .args import ArgsError, SearchArgs
+from .study import StudyStorageError, check_study, upload_study
 from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
 from .diskspace import check_free_space, checkpoint_bytes, disk_full_error, is_disk_full, storage_nearly_full
 from .lock import experiment_lock
@@ -43,6 +44,10 @@ def check_experiment_location(args: SearchArgs) -> None:
     elif storage.exists(storage.join(path, storage.ARGS_FILE)) or tune.Tuner.can_restore(path):
         raise ArgsError(f"--name {args.name}: an experiment already exists at {path}. Continue it "
                         "with --resume, or choose another --name.")
+    try:
+        check_study(args)
+    except StudyStorageError as e:
+        raise ArgsError(str(e)) from None
 
 
 def prepare_shared_inputs(base: dict[str, Any], sampled_keys: list[str], eval_data: Any = None) -> Any:
@@ -118,7 +123,10 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
         del shared  # the object store holds it now
         if finished is None:
             with disk_full_named(args, per_checkpoint), keeping_last_good_state(args.experiment_path):
-                grid = fit_search(args, trainable, base, param_columns)
+                try:
+                    grid = fit_search(args, trainable, base, param_columns)
+                finally:
+                    upload_study(args)   # cloud storage: the study travels with the experiment
             if grid.num_errors and storage_nearly_full(args, per_checkpoint):   # trials failed writing
                 raise disk_full_error(args, per_checkpoint)
             outcome = summarize(args, grid, interrupted=was_interrupted(grid, args))

@@ -1,4 +1,5 @@
-"""Tuner construction: Optuna TPE (define-by-run space) + ConcurrencyLimiter + ASHA + RunConfig.
+"""Tuner construction: our Optuna searcher (define-by-run space, study in a database) + ConcurrencyLimiter +
+ASHA + RunConfig.
 
 metric/mode are given to the searcher and the scheduler themselves, NOT to TuneConfig: Tune
 refuses a metric in TuneConfig when the scheduler already has one, and the define-by-run
@@ -10,14 +11,14 @@ from typing import Any, Callable, Sequence
 
 from ray import tune
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
 
 from spaces import get_space
 
 from .args import SearchArgs
 from .records import TrialRecords
+from .study import StudySearcher, search_study_storage
 from .trial_config import METRIC, MODE, make_sampler
 
 PROGRESS_METRICS = {"epoch": "epoch", "recall_at_1": "R@1", "weighted_recall": "wR",
@@ -30,15 +31,23 @@ def trial_name(trial: Trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_search_alg(args: SearchArgs) -> ConcurrencyLimiter:
-    searcher = OptunaSearch(space=get_space(args.space), metric=METRIC, mode=MODE,
-                            sampler=make_sampler(args))
+def build_search_alg(args: SearchArgs) -> ConcurrencyLimiter | StudySearcher:
+    get_space(args.space)   # an unknown name fails here, before Tune starts
+    searcher = StudySearcher(args.space, search_study_storage(args), args.name, make_sampler(args),
+                             metric=METRIC, mode=MODE)
+    if args.scheduler == "hyperband":
+        # Synchronous HyperBand PAUSES trials at each rung until its bracket is full; a concurrency limit
+        # counts paused trials as live, so the bracket would never fill. Trial resources bound what runs.
+        return searcher
     return ConcurrencyLimiter(searcher, max_concurrent=args.max_concurrent)
 
 
 def build_scheduler(args: SearchArgs) -> TrialScheduler:
     if args.scheduler == "fifo":   # the no-early-stopping baseline: every trial runs --max-epochs
         return FIFOScheduler()
+    if args.scheduler == "hyperband":
+        return HyperBandScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE, max_t=args.max_epochs,
+                                  reduction_factor=args.reduction_factor)
     # training_iteration == epochs: the trainer reports exactly once per epoch.
     return ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE,
                          max_t=args.max_epochs, grace_period=args.grace_period,

@@ -9,7 +9,8 @@ Each epoch: train on the train split, evaluate on ``eval_split`` (val), then cal
   full_{t2m,m2t}_{R1,R2,R3,R5,R10,MedR} (whole split), small_{t2m,m2t}_{R1,R5,R10,MedR} (TMR 32-batches),
   [eq_recall_at_1, eq_weighted_recall], alignment_gap, centroid_distance, mean_diag_sim,
   {recall_at_1,weighted_recall,full_t2m_R1[,eq_recall_at_1]}_{lo,hi} (95 % bootstrap CI over queries),
-  train_loss, loss_<term>, lr, epoch_seconds, samples_per_second, num_params.
+  train_loss, loss_<term>, lr, epoch_seconds, samples_per_second, num_params, finished (True on the run's
+  last epoch: max epochs or patience).
 Every epoch's randomness is derived from (seed, epoch), and the checkpoint holds model, optimizer,
 scheduler and RNG state, so resuming from epoch k's checkpoint reproduces epoch k+1 exactly.
 
@@ -210,10 +211,14 @@ class _Trainer:
                 self.best, self.bad_epochs = metrics["recall_at_1"], 0
             else:
                 self.bad_epochs += 1
+            stop = bool(self.cfg.optim.patience and self.bad_epochs >= self.cfg.optim.patience)
+            # finished: this run ends after this epoch by its own rule (last epoch or patience), so a searcher
+            # can tell a trial that ran to its end from one a scheduler stopped (search/study.py).
+            metrics["finished"] = stop or self.epoch >= self.cfg.optim.epochs
             self.history.append(metrics)
             self._report(reporter, metrics, emb)
             release_free_heap()   # the epoch's freed activations: without this the heap only grows
-            if self.cfg.optim.patience and self.bad_epochs >= self.cfg.optim.patience:
+            if stop:
                 break
         return self.history
 

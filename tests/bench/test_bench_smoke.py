@@ -74,12 +74,16 @@ def test_p2_distilbert_shaped_folder_loads_as_a_text_model(tmp_path):
     assert tokenizer(["a person walks"])["input_ids"][0][0] == 101             # BERT uncased [CLS]
 
 
-def test_p3_counts_epochs_of_asha_fifo_and_random(quick_run):
+def test_p3_measures_epochs_to_fifos_answer_per_arm_and_seed(quick_run):
     d = load(quick_run[0], "p3_asha_fifo_tpe")["details"]
-    for label in ("asha+tpe", "fifo+tpe", "fifo+random", "asha+random"):
-        assert d[label]["num_trials"] == 2 and d[label]["num_errors"] == 0
-    assert d["fifo+tpe"]["epochs_trained"] == 2 * 2          # FIFO: every trial trains every epoch
-    assert 1 <= d["asha+tpe"]["epochs_trained"] <= 4
+    arms = d["per_arm"]
+    assert {"fifo+tpe", "fifo+random", "asha(rf 2,g 1)+tpe", "hyperband(rf 2)+tpe"} <= set(arms)
+    fifo = arms["fifo+tpe"]["0"]
+    assert fifo["total_epochs"] == 2 * 2 and fifo["errors"] == 0      # FIFO: every trial trains every epoch
+    assert fifo["epochs_to_target"] is not None and fifo["epochs_to_target"] <= 4   # the reference reaches itself
+    for arm in arms.values():
+        run = arm["0"]
+        assert 1 <= run["total_epochs"] <= 4 and run["best_val_r1_ci"][0] <= run["best_val_r1"] <= run["best_val_r1_ci"][1]
     assert Path(d["plot"]).is_file()
 
 
@@ -125,8 +129,11 @@ def test_diversity_scores_every_member_group(quick_run):
 def test_encoders_reports_each_registered_encoder_with_cis_and_epoch_time(quick_run):
     from core.registry import MOTION_ENCODERS
 
-    d = load(quick_run[0], "encoders")["details"]
-    assert set(d) == {"tmr", "ssm", "gru"} <= set(MOTION_ENCODERS.names())
+    details = load(quick_run[0], "encoders")["details"]
+    pairs = details.pop("paired_pairs")
+    d = details
+    assert set(d) == {"tmr", "parts", "ssm", "gru"} <= set(MOTION_ENCODERS.names())
+    assert "parts - ssm" in pairs and "tmr - parts" not in pairs     # the reference's pairs are paired_vs_tmr
     for encoder, e in d.items():
         r1 = e["test"]["recall_at_1"]
         assert r1["low"] <= r1["value"] <= r1["high"] and e["epoch_seconds_median"] > 0

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from tests.core.data.fabricated import make_folder, write_bvh
+from tests.core.data.fabricated import make_folder, make_humanml3d, make_joints_folder, write_bvh
 
 
 def _folder(root: Path, name: str) -> Path:
@@ -132,6 +132,13 @@ def malformed_bvh(root: Path) -> Path:
     text[-3] = " ".join(text[-3].split()[:-2])
     (data / "run.bvh").write_text("\n".join(text) + "\n")
     (data / "run.txt").write_text("a person runs\n")
+    return data
+
+
+def kit_joints(root: Path) -> Path:
+    data = make_joints_folder(root / "kit_joints")
+    for name in ("a", "b", "c"):   # KIT-ML's 21-joint skeleton: same layout, one joint fewer
+        np.save(data / "motions" / f"{name}.npy", np.load(data / "motions" / f"{name}.npy")[:, :21])
     return data
 
 
@@ -278,6 +285,37 @@ def closed_port(root: Path) -> str:
         return str(s.getsockname()[1])
 
 
+def hml263(root: Path) -> Path:
+    return make_humanml3d(root / "hml263")
+
+
+def raw_features(root: Path) -> Path:
+    """30 motions of 7 unnamed feature columns: a valid dataset whose joints are unknown."""
+    data = root / "raw_features"
+    (data / "motions").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    lines = ["id,text"]
+    for i in range(30):
+        np.save(data / "motions" / f"m{i:02d}.npy", rng.normal(size=(16, 7)).astype(np.float32))
+        lines.append(f"m{i:02d},motion number {i}")
+    (data / "captions.csv").write_text("\n".join(lines) + "\n")
+    return data
+
+
+def gar_missing_part(root: Path) -> Path:
+    """Folder dataset whose captions.jsonl holds GAR records; line 2 has no torso description."""
+    import json
+
+    data = make_folder(root / "gar_missing_part", captions="jsonl")
+    parts = {"torso": "stays upright", "left_arm": "rests", "right_arm": "waves", "left_leg": "stands still",
+             "right_leg": "stands still"}
+    lines = [json.loads(line) for line in (data / "captions.jsonl").read_text().splitlines()]
+    records = [{"id": r["id"], "caption": r["text"], "part_descriptions": dict(parts)} for r in lines]
+    del records[1]["part_descriptions"]["torso"]
+    (data / "captions.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return data
+
+
 FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "corrupt_npy": ("folder dataset whose motions/b.npy is truncated garbage", corrupt_npy),
     "nan_npy": ("folder dataset whose motions/b.npy holds a NaN", nan_npy),
@@ -297,6 +335,14 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "infinite_fps": ("folder dataset whose meta.json says {\"fps\": Infinity}", infinite_fps),
     "string_npy": ("folder dataset whose motions/b.npy is an array of strings", string_npy),
     "malformed_bvh": ("BVH folder whose run.bvh has a frame line with 2 values missing", malformed_bvh),
+    "kit_joints": ("joint-position folder (motions/*.npy + captions.csv) of KIT-ML 21-joint positions (T, 21, 3)",
+                   kit_joints),
+    "raw_features": ("a valid folder dataset of 30 motions with 7 unnamed feature columns (joints unknown)",
+                     raw_features),
+    "gar_missing_part": ("folder dataset of GAR records (caption + part_descriptions); line 2 lacks 'torso'",
+                         gar_missing_part),
+    "hml263": ("a valid HumanML3D folder of 5 motions (new_joint_vecs/*.npy of 263-d features, texts/, train/val "
+               "split files)", hml263),
     "empty_dir": ("an empty folder", empty_dir),
     "not_a_dir": ("a plain file", not_a_dir),
     "no_trials": ("experiment folder whose experiment_state lists no trial", experiment_without_trials),

@@ -94,6 +94,14 @@ CASES: tuple[Case, ...] = (
          r"--gpus-per-trial 1"),
     Case("data-path-missing", "--data path that does not exist (checked before Ray starts)", "run_search.py",
          ("--data", "{tmp}/no_such_dataset", *SMOKE), r"dataset path does not exist: .*no_such_dataset.*Fix: check --data"),
+    Case("search-eval-data-other-layout", "--eval-data whose features are laid out unlike --data's (checked before "
+         "Ray starts)", "run_search.py", ("--eval-data", "synthetic:n=60,people=1", *SMOKE),
+         r"--eval-data synthetic:n=60,people=1: its motions have the 'joints22' feature layout \(137-d\), but the "
+         r"model trains on 'interx396' \(396-d\) from --data synthetic:n=200.*Fix: evaluate on a dataset in the "
+         r"training layout"),
+    Case("optuna-storage-not-a-url", "--optuna-storage that is not a database URL", "run_search.py",
+         ("--optuna-storage", "my_study.db", *SMOKE),
+         r"--optuna-storage: 'my_study\.db': expected a database URL, e\.g\. sqlite:////abs/path/study\.db"),
     Case("synthetic-too-small", "--data synthetic corpus too small to split", "run_search.py",
          ("--data", "synthetic:n=5", *SMOKE), r"synthetic option n=5 is too small; use n >= 10"),
     Case("split-bigger-than-data", "--data split counts that leave nothing to train on", "run_search.py",
@@ -189,11 +197,30 @@ CASES: tuple[Case, ...] = (
     Case("malformed-bvh", "a BVH file with a short frame line", "python -m core.data",
          ("--data", "{malformed_bvh}", "--cache-dir", "{tmp}/cache"),
          r"run\.bvh: line \d+: a frame line has \d+ values but the hierarchy.*Fix:"),
+    Case("gar-missing-part", "GAR annotation record whose part_descriptions lacks a part", "python -m core.data",
+         ("--data", "{gar_missing_part}", "--cache-dir", "{tmp}/cache"),
+         r"captions\.jsonl: line 2: part_descriptions must have exactly the keys torso, left_arm, right_arm, "
+         r"left_leg, right_leg \(missing: \['torso'\].*Fix: describe every part"),
+    Case("kit-21-joints", "KIT-ML 21-joint positions (T, 21, 3), auto-detected as joints (no faithful 22-joint map)",
+         "python -m core.data", ("--data", "{kit_joints}", "--cache-dir", "{tmp}/cache"),
+         r"motions/a\.npy: the motion has shape \(40, 21, 3\): KIT-ML 21-joint positions are not supported.*"
+         r"Fix: load KIT-ML from its features: --format kitml"),
     # python -m core.train: the standalone trainer
     Case("train-unknown-key", "--set of an unknown key", "python -m core.train",
          ("--set", "hidden_dimm=32", "--out", "{tmp}/out"), r"unknown config key\(s\): 'hidden_dimm' \(did you mean 'hidden_dim'\?\)"),
     Case("train-data-missing", "--data path that does not exist", "python -m core.train",
          ("--data", "{tmp}/nothing_here", "--out", "{tmp}/out"), r"dataset path does not exist: .*nothing_here"),
+    Case("train-eval-data-other-layout", "--eval-data in another feature layout: HumanML3D 263-d features for a "
+         "model trained on joints22 137-d (refused before training)", "python -m core.train",
+         ("--smoke-test", "--data", "synthetic:n=60,people=1", "--eval-data", "{hml263}", "--out", "{tmp}/out"),
+         r"--eval-data .*hml263: its motions have the 'hml263' feature layout \(263-d\), but the model trains on "
+         r"'joints22' \(137-d\) from --data synthetic:n=60,people=1; .*Fix: evaluate on a dataset in the training "
+         r"layout \(BVH folders and Bandai-Namco give joints22"),
+    Case("train-parts-unknown-joints", "--set motion_encoder=parts on features whose joints are unknown (refused "
+         "before training)", "python -m core.train",
+         ("--smoke-test", "--data", "{raw_features}", "--set", "motion_encoder=parts", "--out", "{tmp}/out"),
+         r"motion_encoder='parts' needs a feature layout with known joints; dataset 'raw_features' has layout "
+         r"'raw' \(D=7\)\. Fix: use joints22"),
     Case("train-seed-negative", "--set seed=-1", "python -m core.train",
          ("--smoke-test", "--set", "seed=-1", "--out", "{tmp}/out"),
          r"config key 'seed' = -1 is invalid: expected an int in \[0, 2\*\*32\)"),
@@ -216,6 +243,9 @@ CASES: tuple[Case, ...] = (
          ("{no_checkpoints}",), r"no finished trial \(TERMINATED/ERROR\) with a best checkpoint on disk.*Fix: wait"),
     Case("ensemble-top-k-too-large", "--top-k larger than the finished trials", "run_ensemble.py",
          ("{two_trials}", "--top-k", "5"), r"only 2 finished trial\(s\) with a checkpoint, fewer than top_k=5\..*--allow-fewer"),
+    Case("ensemble-eval-format-alone", "--eval-format without --eval-data (would be ignored)", "run_ensemble.py",
+         ("{two_trials}", "--top-k", "2", "--eval-format", "bvh"),
+         r"--eval-format is given without --eval-data\. Fix: add --eval-data SPEC"),
     Case("ensemble-top-k-zero", "--top-k 0", "run_ensemble.py", ("{two_trials}", "--top-k", "0"),
          r"top_k=0: an ensemble needs at least one member\. Fix: pass --top-k 1 or more"),
     Case("ensemble-bad-weights", "--weights that are not numbers", "run_ensemble.py",

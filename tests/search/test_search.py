@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
     ({"overrides": ["lr"]}, "KEY=VALUE"),
     ({"resume": True}, "--name"),
     ({"storage": "ftp://host/dir"}, "--storage"),
-    ({"scheduler": "hyperband"}, "--scheduler"),
+    ({"scheduler": "median"}, "--scheduler"),
     ({"sampler": "cmaes"}, "--sampler"),
     ({"refit_top_k": -1}, "--refit-top-k"),
     ({"refit_seeds": 0}, "--refit-seeds"),
@@ -93,14 +93,14 @@ def test_resume_of_a_missing_experiment_is_a_clear_error(tmp_path, capsys):
     assert "no experiment 'never-ran'" in capsys.readouterr().err
 
 
-def test_ray_optuna_search_builds_configs_like_sample_space():
-    """Ray's OptunaSearch merges suggested params with the returned fixed values, as sample_space does."""
+def test_study_searcher_builds_configs_like_sample_space(tmp_path):
+    """Our searcher's suggestion is exactly sample_space's (sampled params + the space's fixed values)."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from search.study import StudySearcher, study_url
 
     for name in ("architecture", "full"):
-        searcher = OptunaSearch(space=get_space(name), metric="recall_at_1", mode="max",
-                                sampler=optuna.samplers.TPESampler(seed=3))
+        searcher = StudySearcher(name, study_url(tmp_path / f"{name}.db"), name, optuna.samplers.TPESampler(seed=3))
         ray_config = searcher.suggest("t1")
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3))
         assert ray_config == sample_space(get_space(name), study.ask())
@@ -144,6 +144,43 @@ def test_asha_stops_a_weak_trial_early(aligned_search):
     assert iters[-1] == args.max_epochs, f"no trial reached max_t: {iters}"
     for t in trials:  # one report per epoch: training_iteration == epoch
         assert t.last_result["epoch"] == t.last_result["training_iteration"]
+
+
+def test_the_study_database_holds_every_trial_with_what_early_stopping_did(aligned_search):
+    """optuna.load_study on <experiment>/optuna.db: params, state, intermediate values and value per trial;
+    ASHA-stopped trials are PRUNED (not COMPLETE with an early score, as Ray's OptunaSearch told them)."""
+    import optuna
+
+    args, outcome = aligned_search
+    study = optuna.load_study(study_name=args.name, storage=f"sqlite:///{outcome.experiment_path}/optuna.db")
+    by_ray = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    tune_trials = {t.trial_id: t for t in trials_of(outcome.experiment_path)}
+    assert set(by_ray) == set(tune_trials)
+    for trial_id, t in by_ray.items():
+        epochs = tune_trials[trial_id].last_result["training_iteration"]
+        reported = history_of(Path(tune_trials[trial_id].path), "recall_at_1")
+        assert t.intermediate_values == {e: v for e, v in enumerate(reported, 1)}
+        assert t.params and set(t.params) <= set(tune_trials[trial_id].config)
+        if epochs == args.max_epochs:
+            assert t.state == optuna.trial.TrialState.COMPLETE and t.value == max(reported)
+        else:
+            assert t.state == optuna.trial.TrialState.PRUNED, (trial_id, epochs)
+    assert any(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+
+
+def test_optuna_dashboard_lists_the_trials_in_a_real_browser(aligned_search, tmp_path):
+    """optuna-dashboard on the finished study, opened in headless Chromium: the trial list shows every trial."""
+    from .services import browse, optuna_dashboard
+
+    args, outcome = aligned_search
+    with optuna_dashboard(f"sqlite:///{outcome.experiment_path}/optuna.db") as url:
+        shot = tmp_path / "optuna-dashboard.png"
+        dom = browse(f"{url}/dashboard/studies/1/trials", tmp_path, shot)
+    print(f"\n[optuna-dashboard] screenshot: {shot}")
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    for number in range(args.num_samples):
+        assert f"Trial {number}" in dom, dom[-2000:]
+    assert "Pruned" in dom and "Complete" in dom
 
 
 def test_best_config_and_checkpoint_are_retrievable(aligned_search):
@@ -219,6 +256,17 @@ def test_scheduler_and_sampler_flags_pick_the_baselines(tmp_path):
     base = resolve_args({"storage": str(tmp_path), "scheduler": "fifo", "sampler": "random"})
     assert isinstance(build_scheduler(base), FIFOScheduler)
     assert isinstance(make_sampler(base), optuna.samplers.RandomSampler)
+    from ray.tune.schedulers import HyperBandScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from search.study import StudySearcher
+    from search.tuner import build_search_alg
+
+    hyperband = resolve_args({"storage": str(tmp_path), "scheduler": "hyperband"})
+    assert isinstance(build_scheduler(hyperband), HyperBandScheduler)
+    # HyperBand pauses trials at its rungs: a concurrency limit would count them and never fill a bracket
+    assert isinstance(build_search_alg(hyperband), StudySearcher)
+    assert isinstance(build_search_alg(default), ConcurrencyLimiter)
     pinned = resolve_args({"storage": str(tmp_path), "sampler": "random", "overrides": ["lr=0.001"]})
     assert isinstance(make_sampler(pinned), optuna.samplers.PartialFixedSampler)
     # search_args.json written before the flags existed still resumes (as ASHA + TPE)

@@ -1,0 +1,252 @@
+"""The Optuna study of a search: a Ray Tune searcher of our own over Optuna's ask/tell API and a real database.
+
+Why not Ray's ``OptunaSearch``: it hard-codes Optuna's ``NopPruner`` and tells the study that a trial ASHA
+stopped after 1 epoch is COMPLETE with its 1-epoch score, so TPE models early scores as final results.  Here
+the study learns what early stopping did:
+
+* every epoch's val R@1 is an intermediate value, ``trial.report(value, step=epoch)`` (the dashboard's
+  intermediate-values plot; TPE ranks pruned trials by them);
+* a trial that trained to its end (max epochs, or its own ``patience``) is COMPLETE with its best val R@1
+  (the project's one ranking rule, ``results.tables.trial_rank_key``);
+* a trial the scheduler stopped is PRUNED (its value is its last intermediate value, as Optuna defines);
+* a trial whose loss diverged (NaN/inf) is PRUNED with R@1 0 as its last intermediate value
+  (``search/trainable.py`` reports it so; user attr ``diverged`` holds the reason): a config that diverges
+  is a bad region and TPE should rank it last, not ignore it;
+* a trial that crashed is PRUNED when it reported at least one epoch (what it reached is real information)
+  and FAIL when it reported none (nothing to learn from; Optuna ignores FAIL trials).
+
+The study lives in a database (SQLite ``<experiment>/optuna.db`` by default, or ``--optuna-storage URL``),
+so ``optuna.load_study(study_name=NAME, storage=URL)`` and ``optuna-dashboard URL`` show every trial with
+its params, state, intermediate values and value while the search runs and after.  The searcher itself is
+pickled into Tune's state (``tuner.pkl``, the searcher checkpoint): it holds only the URL, the sampler
+and the Ray-trial -> Optuna-trial map, never an open connection, and ``--resume`` reconnects to the study.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search import Searcher
+
+from spaces import get_space, sample_space
+
+log = logging.getLogger(__name__)
+RAY_TRIAL_ATTR = "ray_trial_id"
+STUDY_FILE = "optuna.db"
+FINISHED_KEY = "finished"        # reported by core.train: True on the epoch after which the trainer stops itself
+
+
+def search_study_storage(args) -> str:
+    """The study's database URL for a search: --optuna-storage, else ``<experiment>/optuna.db``; with cloud
+    storage the SQLite file stays beside the driver (``<cache>/optuna/``) and is uploaded with the experiment."""
+    if getattr(args, "optuna_storage", None):
+        return args.optuna_storage
+    if args.is_local_storage:
+        return study_url(f"{args.experiment_path}/{STUDY_FILE}")
+    return study_url(str(local_study_file(args.experiment_path)))
+
+
+def local_study_file(experiment_uri: str):
+    """Where the driver keeps the SQLite study of an experiment on cloud storage (one file per experiment URI)."""
+    import hashlib
+
+    from core.data.cache import default_cache_dir
+
+    key = hashlib.blake2b(experiment_uri.encode(), digest_size=8).hexdigest()
+    folder = default_cache_dir() / "optuna"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{experiment_uri.rstrip('/').rsplit('/', 1)[-1]}-{key}.db"
+
+
+def study_exists(storage: str, name: str) -> bool:
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+        return False        # do not create an empty database file just to look
+    try:
+        return name in optuna.study.get_all_study_names(storage=storage)
+    except Exception as exc:   # an unreachable server, bad credentials, a missing driver: say which, up front
+        raise StudyStorageError(f"--optuna-storage {storage}: cannot open the database ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else exc}). Fix: check the URL, that the "
+                                f"server runs, and that its driver is installed (PostgreSQL: pip install "
+                                f"psycopg2-binary).") from None
+
+
+class StudyStorageError(ValueError):
+    """The study's database cannot be used (named in one line before the search starts)."""
+
+
+def check_study(args) -> None:
+    """A new search must not append to another search's study; --resume needs its study (downloaded first
+    when the experiment is on cloud storage)."""
+    url = search_study_storage(args)
+    if args.resume:
+        if not args.optuna_storage and not args.is_local_storage:
+            download_study(args)
+        return
+    if study_exists(url, args.name):
+        raise StudyStorageError(f"--optuna-storage {url}: a study named {args.name!r} already exists there (another "
+                                f"search's history). Fix: continue that search with --resume, or choose another "
+                                f"--name.")
+
+
+def _remote_study(args) -> str:
+    from .storage import join
+
+    return join(args.experiment_path, STUDY_FILE)
+
+
+def upload_study(args) -> None:
+    """Cloud storage: copy the driver's SQLite study next to the experiment (so it travels with it)."""
+    if args.optuna_storage or args.is_local_storage:
+        return
+    import pyarrow.fs
+
+    local = local_study_file(args.experiment_path)
+    if local.is_file():
+        fs, inner = pyarrow.fs.FileSystem.from_uri(_remote_study(args))
+        pyarrow.fs.copy_files(str(local), inner, destination_filesystem=fs)
+
+
+def download_study(args) -> None:
+    """--resume on cloud storage from another machine: fetch the experiment's study unless a local copy exists."""
+    import pyarrow.fs
+
+    local = local_study_file(args.experiment_path)
+    if local.is_file():
+        return
+    fs, inner = pyarrow.fs.FileSystem.from_uri(_remote_study(args))
+    if fs.get_file_info(inner).type == pyarrow.fs.FileType.File:
+        pyarrow.fs.copy_files(inner, str(local), source_filesystem=fs)
+
+
+def study_url(path: str) -> str:
+    """An SQLite URL for a local file (absolute, so the URL means the same from any working directory)."""
+    return f"sqlite:///{Path(path).expanduser().resolve()}"
+
+
+def open_study(storage: str, name: str, *, sampler: optuna.samplers.BaseSampler | None = None,
+               create: bool = True) -> optuna.Study:
+    """The search's study (direction maximize: val R@1); created when ``create`` and absent."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if create:
+            return optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler,
+                                       load_if_exists=True)
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+
+
+class StudySearcher(Searcher):
+    """Suggests configs from the named space with Optuna ask/tell and tells the study what happened."""
+
+    def __init__(self, space: str, storage: str, study_name: str, sampler: optuna.samplers.BaseSampler,
+                 metric: str = "recall_at_1", mode: str = "max"):
+        if mode != "max":
+            raise ValueError("StudySearcher maximizes (val R@1); mode must be 'max'.")
+        super().__init__(metric=metric, mode=mode)
+        self.space, self.storage, self.study_name, self.sampler = space, storage, study_name, sampler
+        self._numbers: dict[str, int] = {}          # Ray trial id -> Optuna trial number
+        self._best: dict[str, float] = {}           # Ray trial id -> best reported value
+        self._steps: dict[str, int] = {}            # Ray trial id -> last reported epoch
+        self._study: optuna.Study | None = None
+        self._handles: dict[str, optuna.Trial] = {}
+
+    # ------------------------------------------------------------------ pickling: no open connection
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_study"], state["_handles"] = None, {}
+        return state
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            self._study = open_study(self.storage, self.study_name, sampler=self.sampler)
+        return self._study
+
+    def _handle(self, trial_id: str) -> optuna.Trial | None:
+        """The live Optuna trial of a Ray trial (rebuilt from the database after --resume)."""
+        if trial_id in self._handles:
+            return self._handles[trial_id]
+        number = self._numbers.get(trial_id)
+        if number is None:
+            return None
+        frozen = self.study.trials[number]          # trials are listed in number order
+        if frozen.state.is_finished():
+            return None
+        # Optuna has no public "trial by number" handle; Trial(study, storage id) is what study.ask() returns.
+        handle = optuna.trial.Trial(self.study, frozen._trial_id)
+        self._handles[trial_id] = handle
+        return handle
+
+    # ------------------------------------------------------------------ Tune's searcher interface
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
+        return True   # metric and mode are ours (given at construction); the param_space constants are merged by Tune
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trial = self.study.ask()
+        trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
+        sample = sample_space(get_space(self.space), trial)
+        self._numbers[trial_id] = trial.number
+        self._handles[trial_id] = trial
+        return sample
+
+    def _report(self, trial_id: str, result: dict) -> None:
+        value, step = result.get(self.metric), result.get("epoch", result.get("training_iteration"))
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or not isinstance(step, (int, float)):
+            return
+        step = int(step)
+        if step <= self._steps.get(trial_id, 0):
+            return                                    # a resumed trial repeats no epoch; a duplicate result
+        handle = self._handle(trial_id)
+        if handle is None:
+            return
+        handle.report(float(value), step=step)
+        if result.get("diverged"):
+            handle.set_user_attr("diverged", str(result.get("diverged_reason", "loss became NaN/inf")))
+        self._steps[trial_id] = step
+        self._best[trial_id] = max(self._best.get(trial_id, -math.inf), float(value))
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._report(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if result:
+            self._report(trial_id, result)           # the result a scheduler STOP came with is not sent to on_trial_result
+        number = self._numbers.get(trial_id)
+        if number is None:
+            return
+        reported = trial_id in self._best
+        if error:
+            state = optuna.trial.TrialState.PRUNED if reported else optuna.trial.TrialState.FAIL
+        elif result and result.get(FINISHED_KEY) and reported:
+            state = optuna.trial.TrialState.COMPLETE
+        else:
+            state = optuna.trial.TrialState.PRUNED if reported else optuna.trial.TrialState.FAIL
+        values = self._best[trial_id] if state == optuna.trial.TrialState.COMPLETE else None
+        if self.study.trials[number].state.is_finished():
+            return                                    # told before an interruption; --resume re-sends it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # PRUNED without a value: Optuna takes the last report
+            self.study.tell(number, state=state, values=values)
+        self._handles.pop(trial_id, None)
+
+    # ------------------------------------------------------------------ Tune's searcher checkpoint
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Reload the map; trials the study holds as RUNNING that the saved map does not know were asked after
+        Tune last saved its state (a killed driver): no Ray trial will report them, so they become FAIL."""
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+        known = set(self._numbers.values())
+        orphans = [t.number for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                   if t.number not in known]
+        for number in orphans:
+            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
+        if orphans:
+            log.warning("Optuna trial(s) %s were started after the last saved search state; marked FAIL.", orphans)
