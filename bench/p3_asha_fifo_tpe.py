@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--max-concurrent", type=int, default=2)
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed config (default: a CPU-sized TMR)")
+    ap.add_argument("--from-dir", type=Path, help="re-read the experiments of an earlier run (its workdir) instead of "
+                                                   "searching; arms or seeds it lacks are left out")
     add_common_flags(ap, retries=0)
     args = ap.parse_args(argv)
     arms = ARMS
@@ -138,17 +140,27 @@ def main(argv: list[str] | None = None) -> int:
     apply_quick(args)
     setup_environment()
     started = time.perf_counter()
-    from bench.tune_runs import run_variant, start_local_ray
+    from bench.tune_runs import read_variant, run_variant, start_local_ray
 
     sets = args.set or (QUICK_SETS if args.quick else MODEL_SETS)
     storage = run_dir(args, "p3")
     load = LoadRecord(wait_for_quiet(args.max_load, args.wait_load), own=args.max_concurrent,
                       max_per_core=args.max_load)
-    started_ray = start_local_ray(usable_cores())
+    started_ray = start_local_ray(usable_cores()) if args.from_dir is None else False
     runs: dict[str, dict[int, Any]] = {a.label: {} for a in arms}
     curves: dict[str, dict[int, list]] = {a.label: {} for a in arms}
-    try:
+    if args.from_dir is not None:
+        storage = args.from_dir
         for seed in args.seeds:
+            for arm in arms:
+                path = storage / f"{arm.label.replace(' ', '').replace(',', '-')}-s{seed}"
+                if (path / "search_args.json").is_file() and (path / "optuna.db").is_file():
+                    curves[arm.label][seed] = epoch_curve(path)
+                    runs[arm.label][seed] = read_variant(path, arm.label, arm.scheduler, arm.sampler, float("nan"),
+                                                         0, 0)
+        args.seeds = [s for s in args.seeds if all(s in curves[a.label] for a in arms[:1])]
+    try:
+        for seed in ([] if args.from_dir is not None else args.seeds):
             for arm in arms:
                 flags = {"space": args.space, "data": args.data, "num_samples": args.num_samples,
                          "max_epochs": args.max_epochs, "grace_period": min(arm.grace, args.max_epochs),
@@ -169,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     table, rows = {}, []
     for arm in arms:
         per_seed = {}
-        for seed in args.seeds:
+        for seed in [s for s in args.seeds if s in curves[arm.label]]:
             ref_curve, curve = curves[reference][seed], curves[arm.label][seed]
             target = max(r for _, r, _, _ in ref_curve) - GOAL_POINTS
             fifo_epochs = len(ref_curve)
@@ -186,17 +198,17 @@ def main(argv: list[str] | None = None) -> int:
         bests = [v["best_val_r1"] for v in per_seed.values()]
         # Unreached seeds count as "all its epochs and more": the median is taken over reached seeds only
         # when every seed reached, else the arm fails the goal.
-        ok = len(reached) == len(args.seeds)
+        ok = bool(per_seed) and len(reached) == len(per_seed)
         median = statistics.median(reached) if ok else None
         rows.append(row(f"P3 {arm.label}: epochs to FIFO+TPE's best - {GOAL_POINTS:g} pt",
                         f"<= {GOAL_FRACTION:.0%} of FIFO's epochs in every seed" if arm.label != reference else "reference",
                         f"to target: {spread([100 * r for r in reached]) + ' %' if reached else 'never'} "
-                        f"({len(reached)}/{len(args.seeds)} seeds reached); total {spread([100 * t for t in totals])} % "
-                        f"of FIFO; best val R@1 {spread(bests)}", median,
+                        f"({len(reached)}/{len(per_seed)} seeds reached); total {spread([100 * t for t in totals])} % "
+                        f"of FIFO; best val R@1 {spread(bests)}" if per_seed else "not run", median,
                         (median is not None and median <= GOAL_FRACTION) if arm.label != reference else None,
                         ratio_text=f"{100 * median:.0f} % of FIFO epochs" if median is not None else "not reached"))
-    if "fifo+random" in table:
-        diffs = [table[reference][s]["best_val_r1"] - table["fifo+random"][s]["best_val_r1"] for s in args.seeds]
+    if table.get("fifo+random"):
+        diffs = [table[reference][s]["best_val_r1"] - table["fifo+random"][s]["best_val_r1"] for s in table["fifo+random"]]
         rows.append(row("P3 TPE vs random (FIFO, all trials): best val R@1 difference", f"(report; {len(args.seeds)} seeds)",
                         f"TPE - random per seed {[round(d, 2) for d in diffs]}, median {statistics.median(diffs):+.2f}",
                         None, None, ratio_text=f"{statistics.median(diffs):+.2f} pt"))
