@@ -43,6 +43,14 @@ EVAL_SPLITS = {"test": "its test split (default: the TMR protocol)", "val": "its
 TEST = "test"
 
 
+def add_eval_data_flags(ap, what: str) -> None:
+    """--eval-data / --eval-format / --eval-data-split on an argparse parser; ``what`` says what is scored."""
+    ap.add_argument("--eval-data", default=None, metavar="SPEC", help=f"cross-dataset evaluation: {what}")
+    ap.add_argument("--eval-format", default=None, help="loader of --eval-data (default: auto-detect)")
+    ap.add_argument("--eval-data-split", default=None, choices=list(EVAL_SPLITS),
+                    help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
+
+
 def _as_eval_flag(e: DataError, spec: str) -> DataError:
     """A --data/--format error of the loaders, re-worded for --eval-data/--eval-format."""
     def reword(text: str | None) -> str | None:

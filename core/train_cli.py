@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_write_text, copy_dir_atomically
 from .config import SMOKE_DATA, SMOKE_MODEL, ConfigError, TrainConfig, parse_set_pairs
-from .crossdata import EVAL_SPLITS, EvalData
+from .crossdata import EvalData, add_eval_data_flags
 from .errors import ClearError, write_failure
 
 # Tiny everything: a CPU run of a few seconds that still exercises every stage.
@@ -61,12 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     ap.add_argument("--smoke-test", action="store_true", help="tiny data and model; seconds on CPU")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key (repeatable)")
-    ap.add_argument("--eval-data", default=None, metavar="SPEC",
-                    help="cross-dataset evaluation: after training, report best/'s test metrics on this dataset too "
-                         "(same feature layout; normalized with the training data's mean/std)")
-    ap.add_argument("--eval-format", default=None, help="loader of --eval-data (default: auto-detect)")
-    ap.add_argument("--eval-data-split", default=None, choices=list(EVAL_SPLITS),
-                    help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
+    add_eval_data_flags(ap, "after training, report best/'s test metrics on this dataset too (same feature layout; normalized with the training data's mean/std)")
     args = ap.parse_args(argv)
 
     from .train import NonFiniteLossError, train_retrieval  # heavy imports after argument errors

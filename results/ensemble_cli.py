@@ -42,7 +42,7 @@ def _weights(values: Sequence[str] | None) -> list[float] | None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    from core.crossdata import EVAL_SPLITS
+    from core.crossdata import add_eval_data_flags
     from core.ensemble import METHODS
     from results.ensemble import SELECTIONS
     from results.ensemble_members import SOURCES
@@ -68,12 +68,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--query", help="print the top motions for this text instead of building")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="--query candidates")
     ap.add_argument("--top", type=int, default=10, help="--query: how many motions to print")
-    ap.add_argument("--eval-data", default=None, metavar="SPEC",
-                    help="cross-dataset evaluation: also score members and fusions on this dataset (same feature "
-                         "layout, each member's training normalization; reported, never chosen on)")
-    ap.add_argument("--eval-format", default=None, help="loader of --eval-data (default: auto-detect)")
-    ap.add_argument("--eval-data-split", default=None, choices=list(EVAL_SPLITS),
-                    help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
+    add_eval_data_flags(ap, "also score members and fusions on this dataset (same feature layout, each member's training normalization; reported, never chosen on)")
     ap.add_argument("--device", default=None, help="cpu, cuda[:N] (default: CUDA when visible)")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--smoke-test", action="store_true",

@@ -33,11 +33,11 @@ from typing import Any
 import optuna
 from ray.tune.search import Searcher
 
+from results.study_report import STUDY_FILE   # one name for the file the search writes and results reads
 from spaces import get_space, sample_space
 
 log = logging.getLogger(__name__)
 RAY_TRIAL_ATTR = "ray_trial_id"
-STUDY_FILE = "optuna.db"
 FINISHED_KEY = "finished"        # reported by core.train: True on the epoch after which the trainer stops itself
 
 

@@ -273,6 +273,16 @@ def make_tmr(root: Path) -> Path:
     return root
 
 
+def write_captions(root: Path, rows, captions: str = "csv") -> None:
+    """rows (id, text, group or None) -> captions.csv (id,text,group) or captions.jsonl."""
+    if captions == "csv":
+        lines = ["id,text,group"] + [f'{i},"{t}",{g or ""}' for i, t, g in rows]
+        (root / "captions.csv").write_text("\n".join(lines) + "\n")
+    else:
+        (root / "captions.jsonl").write_text("\n".join(
+            json.dumps({"id": i, "text": t, **({"group": g} if g else {})}) for i, t, g in rows) + "\n")
+
+
 def make_folder(root: Path, dim: int = 6, captions: str = "csv") -> Path:
     rng = np.random.default_rng(2)
     (root / "motions").mkdir(parents=True)
@@ -280,12 +290,7 @@ def make_folder(root: Path, dim: int = 6, captions: str = "csv") -> Path:
         np.save(root / "motions" / f"{motion_id}.npy", rng.normal(size=(12, dim)).astype(np.float32))
     rows = [("a", "two people shake hands", "greet"), ("a", "they greet, smiling", "greet"),
             ("b", "one pushes the other", None), ("b", "a push", None), ("c", "they hug", None)]
-    if captions == "csv":
-        lines = ["id,text,group"] + [f'{i},"{t}",{g or ""}' for i, t, g in rows]
-        (root / "captions.csv").write_text("\n".join(lines) + "\n")
-    else:
-        (root / "captions.jsonl").write_text("\n".join(
-            json.dumps({"id": i, "text": t, **({"group": g} if g else {})}) for i, t, g in rows) + "\n")
+    write_captions(root, rows, captions)
     return root
 
 
@@ -315,12 +320,7 @@ def make_joints_folder(root: Path, people: int = 1, lengths=(40, 30, 25), captio
         np.save(root / "motions" / f"{motion_id}.npy", x.astype(np.float32))
     rows = [r for r in (("a", "a person walks and turns left", "walk"), ("a", "someone strolls, turning", "walk"),
                         ("b", "a person walks", None), ("c", "a person turns", None)) if r[0] in ids]
-    if captions == "csv":
-        lines = ["id,text,group"] + [f'{i},"{t}",{g or ""}' for i, t, g in rows]
-        (root / "captions.csv").write_text("\n".join(lines) + "\n")
-    else:
-        (root / "captions.jsonl").write_text("\n".join(
-            json.dumps({"id": i, "text": t, **({"group": g} if g else {})}) for i, t, g in rows) + "\n")
+    write_captions(root, rows, captions)
     return root
 
 
