@@ -54,6 +54,11 @@ class StudyReport:
         return "\n".join(lines)
 
 
+def study_url(path: Path | str) -> str:
+    """An SQLite URL for a local study file (absolute, so it means the same from any working directory)."""
+    return f"sqlite:///{Path(path).expanduser().resolve()}"
+
+
 def study_storage(experiment_dir: Path | str) -> tuple[str, str]:
     """(storage URL, study name) a search in ``experiment_dir`` used (its search_args.json says; default SQLite)."""
     exp = Path(experiment_dir)
@@ -65,7 +70,7 @@ def study_storage(experiment_dir: Path | str) -> tuple[str, str]:
         except (OSError, json.JSONDecodeError):
             stored = {}
     name = stored.get("name") or exp.name
-    url = stored.get("optuna_storage") or f"sqlite:///{(exp / STUDY_FILE).resolve()}"
+    url = stored.get("optuna_storage") or study_url(exp / STUDY_FILE)
     return url, name
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from core.config import SMOKE_DATA, SMOKE_MODEL, ConfigError, TrainConfig, default_flat, parse_set_pairs
-from core.crossdata import EVAL_SPLITS, EvalData
+from core.crossdata import EvalData, add_eval_data_flags
 from core.data.errors import DataError
 from spaces import SpaceError, get_space
 
@@ -175,16 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ensemble-top-k", type=int,
                     help=f"ensemble after the search: members are the refit runs (or, with --refit-top-k 0, the "
                          f"top k trials); 0 = off (default {d['ensemble_top_k']})")
-    ap.add_argument("--eval-data", metavar="SPEC",
-                    help="cross-dataset evaluation: after the search, also report the best model's and the "
+    add_eval_data_flags(ap, "after the search, also report the best model's and the "
                          "ensemble's test metrics on this dataset (same feature layout; never used to choose)")
-    ap.add_argument("--eval-format", help="loader of --eval-data (default: auto-detect)")
     ap.add_argument("--optuna-storage", metavar="URL",
                     help="database of the Optuna study (default: SQLite <experiment>/optuna.db), e.g. "
                          "postgresql://user@host/db to keep many searches' studies in one database; the study is "
                          "named after --name. Open it with optuna-dashboard URL")
-    ap.add_argument("--eval-data-split", choices=list(EVAL_SPLITS),
-                    help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
     ap.add_argument("--smoke-test", action="store_true", default=None,
                     help="tiny CPU search in seconds: synthetic:n=200, 4 trials, 2 epochs, tiny model")
     ap.add_argument("--set", dest="overrides", action="append", default=None, metavar="KEY=VALUE",

@@ -33,7 +33,7 @@ from typing import Any
 import optuna
 from ray.tune.search import Searcher
 
-from results.study_report import STUDY_FILE   # one name for the file the search writes and results reads
+from results.study_report import STUDY_FILE, study_url   # the file the search writes is the one results reads
 from spaces import get_space, sample_space
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,6 @@ def download_study(args) -> None:
     fs, inner = pyarrow.fs.FileSystem.from_uri(_remote_study(args))
     if fs.get_file_info(inner).type == pyarrow.fs.FileType.File:
         pyarrow.fs.copy_files(inner, str(local), source_filesystem=fs)
-
-
-def study_url(path: str) -> str:
-    """An SQLite URL for a local file (absolute, so the URL means the same from any working directory)."""
-    return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
 def open_study(storage: str, name: str, *, sampler: optuna.samplers.BaseSampler | None = None,
