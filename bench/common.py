@@ -197,6 +197,9 @@ class ProcessTreeSampler(threading.Thread):
         self.peak_rss_bytes = 0
         self.pss_available = True
         self.peak_breakdown: dict[str, float] = {}   # "<process name> x<count>" -> PSS MiB at the peak
+        # (pid, create time) -> {"cmd": command line (cut), "role": process_role(...), "peak_pss": bytes,
+        # "peak_rss": bytes}: each process's own peak, e.g. a trial worker's, whatever the others did then
+        self.per_process: dict[tuple[int, float], dict[str, Any]] = {}
         self._cpu_start: dict[tuple[int, float], float] = {}
         self._cpu_last: dict[tuple[int, float], float] = {}
         self._halt = threading.Event()
@@ -248,6 +251,7 @@ class ProcessTreeSampler(threading.Thread):
             except psutil.AccessDenied:   # smaps unreadable: fall back to RSS for the rest of the run
                 self.pss_available = False
                 continue
+            self._note_process(p, pss, rss)
             total += pss
             rss_total += rss
             by_name[name] += pss
@@ -258,6 +262,30 @@ class ProcessTreeSampler(threading.Thread):
         if total > self.peak_bytes:
             self.peak_bytes, self.peak_processes = total, len(procs)
             self.peak_breakdown = {f"{k} x{count[k]}": round(v / 2**20, 1) for k, v in by_name.most_common(8)}
+
+    def _note_process(self, p, pss: int, rss: int) -> None:
+        import psutil
+
+        try:
+            key = (p.pid, p.create_time())
+            # Ray renames a worker as it goes (default_worker.py -> ray::IDLE -> ray::ImplicitFunc.train): keep
+            # the most specific role seen
+            cmd = " ".join(p.cmdline())[:160] or p.name()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            return
+        role = process_role(cmd, p.pid == self.root.pid)
+        entry = self.per_process.setdefault(key, {"cmd": cmd, "role": role, "peak_pss": 0, "peak_rss": 0})
+        if ROLE_RANK.get(role, 0) > ROLE_RANK.get(entry["role"], 0):
+            entry.update(cmd=cmd, role=role)
+        entry["peak_pss"] = max(entry["peak_pss"], pss)
+        entry["peak_rss"] = max(entry["peak_rss"], rss)
+
+    def peaks_by_role(self) -> dict[str, list[float]]:
+        """role -> every such process's own peak PSS (MiB), largest first."""
+        out: dict[str, list[float]] = {}
+        for entry in self.per_process.values():
+            out.setdefault(entry["role"], []).append(round(entry["peak_pss"] / 2**20, 1))
+        return {role: sorted(values, reverse=True) for role, values in sorted(out.items())}
 
     @property
     def cpu_seconds(self) -> float:
@@ -273,6 +301,25 @@ class ProcessTreeSampler(threading.Thread):
         self.join()
         self.sample()   # what the processes still alive did since the last tick
         return self
+
+
+ROLE_RANK = {"Ray daemon": 0, "Ray worker (idle/other)": 1, "W&B service": 2, "W&B logging actor": 3,
+             "trial worker": 4, "driver": 5}
+
+
+def process_role(cmdline: str, is_root: bool = False) -> str:
+    """What a process of a search's tree is, from its command line (Ray names its workers ``ray::<task>``)."""
+    if is_root:
+        return "driver"
+    if "ImplicitFunc" in cmdline or "train_trial" in cmdline:
+        return "trial worker"
+    if "LoggingActor" in cmdline or "_QueueActor" in cmdline:
+        return "W&B logging actor"   # Ray's WandbLoggerCallback: two actors per trial
+    if "wandb" in cmdline:
+        return "W&B service"
+    if cmdline.startswith("ray::") or "default_worker.py" in cmdline:
+        return "Ray worker (idle/other)"
+    return "Ray daemon"   # gcs_server, raylet, dashboard, log monitor, runtime-env agent
 
 
 # ----------------------------------------------------------------------------- results

@@ -62,12 +62,14 @@ def swap_in_dir(prepared: Path, target: Path) -> None:
     shutil.rmtree(parked, ignore_errors=True)
 
 
-def copy_dir_atomically(src: str | Path, target: Path) -> None:
-    """Copy the folder ``src`` onto ``target``: copied beside it first, then swapped in whole."""
+def copy_dir_atomically(src: str | Path, target: Path, exclude: tuple[str, ...] = ()) -> None:
+    """Copy the folder ``src`` (without the file names in ``exclude``) onto ``target``: copied beside it first,
+    then swapped in whole."""
     target.parent.mkdir(parents=True, exist_ok=True)
     prepared = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        shutil.copytree(src, prepared, dirs_exist_ok=True)
+        shutil.copytree(src, prepared, dirs_exist_ok=True,
+                        ignore=(lambda _dir, names: [n for n in names if n in exclude]) if exclude else None)
         swap_in_dir(prepared, target)
     except BaseException:
         shutil.rmtree(prepared, ignore_errors=True)

@@ -1,10 +1,13 @@
 """Training checkpoints: everything needed to continue exactly, or to load a model for inference.
 
-One directory per checkpoint:
-  checkpoint.pt   model, optimizer, scheduler, scaler, epoch, RNG states, best-so-far, history,
-                  the resolved flat config and the normalization mean/std
-  config.json     the flat config (readable without torch)
-  embeddings.npz  val-split text/motion embeddings, ids and captions (heatmaps, t-SNE, ensembles)
+One directory per checkpoint, files by purpose:
+  checkpoint.pt       what inference needs: model weights, epoch, best-so-far, the resolved flat config, the
+                      normalization mean/std, dims and corpus hash (ensembles, --query, evaluation)
+  training_state.pt   what resuming needs on top: optimizer, LR scheduler, RNG state, early-stopping counter,
+                      history. A checkpoint kept only as a trial's best (not its latest) drops it
+                      (``strip_training_state``): AdamW's moments are twice the weights.
+  config.json         the flat config (readable without torch)
+  embeddings.npz      val-split text/motion embeddings, ids and captions (heatmaps, t-SNE, ensembles)
 Files are written under temp names and renamed, so a crash never leaves a torn checkpoint.
 
 Opening a checkpoint never runs code from it: ``checkpoint.pt`` holds only tensors and plain Python values
@@ -30,6 +33,9 @@ from .atomic import atomic_path, atomic_write_text
 from .errors import ClearError
 
 CHECKPOINT_FILE = "checkpoint.pt"
+TRAINING_STATE_FILE = "training_state.pt"
+# the keys of a trainer's state that only resuming reads (core/train: _Trainer.state)
+TRAINING_KEYS = ("optimizer", "scheduler", "torch_rng", "bad_epochs", "history")
 # What np.save-free pickling of a plain ndarray needs (older checkpoints): data constructors, no code.
 _MULTIARRAY = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
 _LEGACY_NUMPY_GLOBALS = [np.ndarray, np.dtype, _MULTIARRAY._reconstruct,
@@ -54,9 +60,14 @@ def _plain(value: Any) -> Any:
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any], flat_config: dict, embeddings: dict | None) -> Path:
+    """``state``'s ``TRAINING_KEYS`` go to training_state.pt, the rest to checkpoint.pt."""
     directory.mkdir(parents=True, exist_ok=True)
+    training = {k: v for k, v in state.items() if k in TRAINING_KEYS}
+    if training:
+        with atomic_path(directory / TRAINING_STATE_FILE) as tmp:
+            torch.save(_plain(training), tmp)
     with atomic_path(directory / CHECKPOINT_FILE) as tmp:
-        torch.save(_plain(state), tmp)
+        torch.save(_plain({k: v for k, v in state.items() if k not in TRAINING_KEYS}), tmp)
     atomic_write_text(directory / "config.json", json.dumps(flat_config, indent=1, sort_keys=True))
     if embeddings is not None:
         with atomic_path(directory / "embeddings.npz") as tmp, open(tmp, "wb") as f:
@@ -64,9 +75,7 @@ def save_checkpoint(directory: Path, state: dict[str, Any], flat_config: dict, e
     return directory
 
 
-def is_intact(directory: str | Path) -> bool:
-    """``checkpoint.pt`` is there and whole: torch writes a zip, so its CRCs are checked (nothing is unpickled)."""
-    path = Path(directory) / CHECKPOINT_FILE
+def _zip_intact(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None
@@ -74,10 +83,57 @@ def is_intact(directory: str | Path) -> bool:
         return False
 
 
-def read_checkpoint(directory: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(directory) / CHECKPOINT_FILE
+def is_intact(directory: str | Path, *, resumable: bool = False) -> bool:
+    """``checkpoint.pt`` is there and whole (torch writes a zip, so its CRCs are checked; nothing is unpickled);
+    ``resumable``: the training state too (a checkpoint that holds it in checkpoint.pt, as older ones do, counts)."""
+    directory = Path(directory)
+    if not _zip_intact(directory / CHECKPOINT_FILE):
+        return False
+    if not resumable or _zip_intact(directory / TRAINING_STATE_FILE):
+        return True
+    return not (directory / TRAINING_STATE_FILE).exists() and _holds_training_keys(directory / CHECKPOINT_FILE)
+
+
+def _holds_training_keys(path: Path) -> bool:
+    """An older single-file checkpoint: checkpoint.pt itself holds the optimizer (read without unpickling)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") and b"optimizer" in archive.read(name) for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError):
+        return False
+
+
+def strip_training_state(directory: str | Path) -> int:
+    """Drop the training state of a checkpoint that is no longer anyone's latest (a trial's best, kept for
+    inference); returns the bytes freed (0 when there was none)."""
+    path = Path(directory) / TRAINING_STATE_FILE
+    try:
+        size = path.stat().st_size
+        path.unlink()
+        return size
+    except OSError:   # already gone (a parallel strip, a retention delete) or read-only: nothing freed
+        return 0
+
+
+def read_checkpoint(directory: str | Path, map_location: str | torch.device = "cpu", *,
+                    training: bool = False) -> dict[str, Any]:
+    """The checkpoint's state; ``training``: with its training state merged in (for resuming; a checkpoint kept
+    for inference only is then a CheckpointError naming the fix)."""
+    state = _load(Path(directory) / CHECKPOINT_FILE, map_location)
+    if not training or all(k in state for k in TRAINING_KEYS if k != "history"):   # an older single-file one
+        return state
+    extra = Path(directory) / TRAINING_STATE_FILE
+    if not extra.exists():
+        raise CheckpointError("it holds the model only (a trial's best checkpoint, kept for inference), not the "
+                              "optimizer and schedule that resuming needs.", where=Path(directory),
+                              fix="resume from the run's latest checkpoint (a trainer's OUT/last, or --resume of "
+                                  "the search, which picks it).")
+    return {**state, **_load(extra, map_location)}
+
+
+def _load(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint here (expected {CHECKPOINT_FILE} written by core.train). "
+        raise FileNotFoundError(f"{path}: no checkpoint here (expected {path.name} written by core.train). "
                                 "Fix: pass a checkpoint folder: a trial's checkpoint_00000N or a trainer's OUT/last.")
     try:
         with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):

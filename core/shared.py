@@ -1,8 +1,9 @@
 """Inputs every trial of a search shares: the packed corpus, its normalization and frozen text features.
 
 A search builds this ONCE on the driver and hands it to trials through Ray's object store, so no
-trial re-parses the dataset or re-runs the frozen text transformer.  Everything here is numpy
-and picklable.
+trial re-parses the dataset or re-runs the frozen text transformer.  Everything here is numpy arrays (motions,
+string tables, features) that pickle out-of-band, so every trial on a node reads the same shared pages,
+read-only: nothing here may be modified or copied whole in a trial (tests/core/test_shared.py checks it).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .data import MotionCorpus, load_corpus
 from .data.parts import can_split
 from .registry import MOTION_ENCODERS
 from .data.cache import default_cache_dir
-from .text import FrozenTextFeatures, build_frozen_text_features, frozen_cache_key, sentence_embedding_config
+from .text import FrozenTextFeatures, build_frozen_text_features, sentence_embedding_config
 
 
 @dataclass
@@ -27,7 +28,8 @@ class SharedInputs:
     mean: np.ndarray                       # (D,) train-split mean
     std: np.ndarray                        # (D,) train-split std
     cache_dir: Path
-    text_features: dict[str, FrozenTextFeatures] = field(default_factory=dict)  # frozen_cache_key -> features
+    # (text_model, text_pooling, text_max_tokens) -> features of every text of the corpus
+    text_features: dict[tuple, FrozenTextFeatures] = field(default_factory=dict)
     # True for a cross-dataset evaluation corpus (core/crossdata.py): mean/std are then ANOTHER corpus's (the
     # training one's), and it is only encoded, never trained on (no mirrored captions needed).
     foreign: bool = False
@@ -38,13 +40,15 @@ class SharedInputs:
         return self.corpus.all_texts(include_mirrored=self.corpus.layout.can_mirror and not self.foreign)
 
     def frozen_features(self, text_cfg: TextConfig, progress: bool = False) -> FrozenTextFeatures:
-        """Features for this text config: from memory, else the on-disk cache, else computed once."""
-        texts = self.texts()
-        key = frozen_cache_key(text_cfg, texts)
-        if key not in self.text_features:
-            self.text_features[key] = build_frozen_text_features(
-                text_cfg, texts, self.cache_dir / "text", progress=progress)
-        return self.text_features[key]
+        """Features for this text config: from memory, else the on-disk cache, else computed once.
+
+        In memory they are keyed by what determines them (model, pooling, max tokens; the corpus is fixed), so a
+        trial finds what the driver precomputed without listing, mirroring and hashing every caption again."""
+        recipe = (text_cfg.text_model, text_cfg.text_pooling, text_cfg.text_max_tokens)
+        if recipe not in self.text_features:
+            self.text_features[recipe] = build_frozen_text_features(
+                text_cfg, self.texts(), self.cache_dir / "text", progress=progress)
+        return self.text_features[recipe]
 
     def sentence_features(self, text_cfg: TextConfig, progress: bool = False) -> FrozenTextFeatures:
         """Mean-pooled sentence embeddings used by TMR's negative filtering."""

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from torch import nn
 
 from .atomic import atomic_path, atomic_write_text
 from .config import ConfigError, TextConfig
+from .data.strings import StringTable
 from .text_clip import ClipTextEncoder, clip_recipe, load_clip_text
 
 log = logging.getLogger(__name__)
@@ -231,28 +232,32 @@ class TextProjection(nn.Module):
 class FrozenTextFeatures:
     """Pooled features of a fixed set of texts: row ``i`` of ``features`` (N, H) is ``texts[i]``.
 
-    Only numpy arrays and a list of strings, so a Ray object-store put ships it once to all trials.
+    ``texts`` are sorted and held in a StringTable (core/data/strings.py), and a text's row is found by binary
+    search: the whole object is three numpy arrays, so Ray's object store hands every trial of a node the same
+    pages (no per-trial list of N strings, no N-entry dict).
     """
-    texts: list[str]
-    features: np.ndarray                 # (N, H) float32
+    texts: StringTable                   # (N,) sorted unique texts
+    features: np.ndarray                 # (N, H) float32 (memory-mapped from the cache, or in memory)
     key: str = ""                        # cache key it was stored under
     from_cache: bool = False             # True when it was read from disk, not computed
-    _row: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
+        if not isinstance(self.texts, StringTable):
+            texts = list(self.texts)
+            order = sorted(range(len(texts)), key=texts.__getitem__)
+            if order != list(range(len(texts))):   # an unsorted list (an older cache): sort rows with it
+                if self.features.ndim == 2 and len(self.features) == len(texts):
+                    self.features = np.asarray(self.features)[order]
+                texts = [texts[i] for i in order]
+            self.texts = StringTable.from_strings(texts)
         if self.features.ndim != 2 or len(self.features) != len(self.texts):
             raise ValueError(f"FrozenTextFeatures: {len(self.texts)} texts but features of shape "
                              f"{self.features.shape}; expected ({len(self.texts)}, H).")
-        self._row = {t: i for i, t in enumerate(self.texts)}
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_row")  # rebuilt on unpickling: keeps the pickle small
+        state["features"] = np.asarray(self.features)   # not np.memmap, which pickles in-band (a copy per trial)
         return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._row = {t: i for i, t in enumerate(self.texts)}
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -263,16 +268,19 @@ class FrozenTextFeatures:
 
     def rows(self, texts: list[str]) -> np.ndarray:
         """Row index of each text, (B,) int64; a text that was not featurized raises KeyError."""
-        try:
-            return np.fromiter((self._row[t] for t in texts), dtype=np.int64, count=len(texts))
-        except KeyError as err:
-            raise KeyError(f"text {err.args[0]!r} has no frozen feature (the cache {self.key!r} holds "
-                           f"{len(self.texts)} texts). Fix: pass every caption the run will see "
-                           f"(including augmented/mirrored ones) to build_frozen_text_features.") from None
+        out = np.empty(len(texts), dtype=np.int64)
+        for b, text in enumerate(texts):
+            row = self.texts.sorted_index(text)
+            if row < 0:
+                raise KeyError(f"text {text!r} has no frozen feature (the cache {self.key!r} holds "
+                               f"{len(self.texts)} texts). Fix: pass every caption the run will see "
+                               f"(including augmented/mirrored ones) to build_frozen_text_features.")
+            out[b] = row
+        return out
 
     def lookup(self, texts: list[str]) -> torch.Tensor:
-        """list of B texts -> (B, H) float32 CPU tensor."""
-        return torch.from_numpy(self.features[self.rows(texts)])
+        """list of B texts -> (B, H) float32 CPU tensor (a copy: the features may be read-only shared memory)."""
+        return torch.from_numpy(np.ascontiguousarray(self.features[self.rows(texts)], dtype=np.float32))
 
 
 def _feature_recipe(text_cfg: TextConfig, target: str) -> list:
@@ -308,9 +316,9 @@ def _read_cache(npy: Path, index: Path, key: str) -> FrozenTextFeatures | None:
         return None
     try:
         meta = json.loads(index.read_text(encoding="utf-8"))
-        features = np.load(npy)
+        features = np.load(npy, mmap_mode="r")   # one copy per node: the page cache, shared by every process
         return FrozenTextFeatures(texts=meta["texts"], features=features, key=key, from_cache=True)
-    except (OSError, ValueError, KeyError) as err:  # truncated or foreign file: recompute
+    except (OSError, ValueError, KeyError, TypeError) as err:  # truncated or foreign file: recompute
         log.warning("text feature cache %s unreadable (%s); recomputing", npy, err)
         return None
 

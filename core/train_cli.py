@@ -19,9 +19,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .atomic import atomic_write_text, copy_dir_atomically
+from .checkpoint import TRAINING_STATE_FILE, read_checkpoint
 from .config import SMOKE_DATA, SMOKE_MODEL, ConfigError, TrainConfig, parse_set_pairs
 from .crossdata import EvalData, add_eval_data_flags
 from .errors import ClearError, write_failure
+from .interrupts import deferred_interrupts
 
 # Tiny everything: a CPU run of a few seconds that still exercises every stage.
 SMOKE_OVERRIDES = {"data": SMOKE_DATA, "epochs": 2, **SMOKE_MODEL, "batch_size": 32}
@@ -101,23 +103,33 @@ def main(argv: list[str] | None = None) -> int:
     def reporter(metrics: dict, checkpoint_dir: str | None) -> None:
         history.append(metrics)
         tqdm.write("  ".join(f"{_fmt(metrics.get(c, '')):>12}" for c in TABLE_COLUMNS))
-        if checkpoint_dir:
-            copy_dir_atomically(checkpoint_dir, out / "last")
-            if metrics["recall_at_1"] >= max(m["recall_at_1"] for m in history):
-                copy_dir_atomically(checkpoint_dir, out / "best")
-        atomic_write_text(out / "metrics.json", json.dumps(history, indent=1))
+        with deferred_interrupts():   # last/, best/ and metrics.json always agree, whenever Ctrl+C comes
+            if checkpoint_dir:
+                copy_dir_atomically(checkpoint_dir, out / "last")
+                if metrics["recall_at_1"] >= max(m["recall_at_1"] for m in history):
+                    # best/ is for evaluation and ensembles: the model without the optimizer (last/ resumes)
+                    copy_dir_atomically(checkpoint_dir, out / "best", exclude=(TRAINING_STATE_FILE,))
+            atomic_write_text(out / "metrics.json", json.dumps(history, indent=1))
         bar.update(1)
         bar.set_postfix(R1=f"{metrics['recall_at_1']:.1f}")
 
     try:
-        if args.resume and (out / "metrics.json").exists():
-            history.extend(json.loads((out / "metrics.json").read_text()))
+        if args.resume:   # the checkpoint's own history is the authority on which epochs are done
+            history.extend(read_checkpoint(args.resume, training=True).get("history", []))
+            atomic_write_text(out / "metrics.json", json.dumps(history, indent=1))
             bar.update(len(history))
         train_retrieval(cfg.to_flat(), reporter, shared=shared, resume_from=args.resume)
     except (ConfigError, ClearError, NonFiniteLossError, FileNotFoundError) as e:   # ClearError: data, checkpoint
         bar.close()
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        bar.close()
+        done = f"after epoch {history[-1]['epoch']}" if history else "before the first epoch ended"
+        hint = (f"continue with:\n  python -m core.train --out {out} --resume {out / 'last'} (and the same --data/--set "
+                "flags)") if (out / "last").is_dir() else "no epoch finished: start it again"
+        print(f"\ninterrupted {done}; {out} holds every finished epoch. {hint}", file=sys.stderr)
+        return 130
     bar.close()
     best = max(history, key=lambda m: m["recall_at_1"]) if history else None
     if best:

@@ -29,10 +29,12 @@ import math
 import os
 import time
 import warnings
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+from core import lockfile
 from core.crossdata import EVAL_KEY, EvalData
 from core.ensemble import METHODS, make_combiner, top_candidates
 from core.evaluate import equivalence_views, protocol_settings
@@ -128,60 +130,77 @@ def build_ensemble(experiment_dir: str | Path, top_k: int = 5, method: str = "au
         raise ResultsError("cannot write the ensemble here (read-only filesystem or no permission).",
                            where=experiment_dir, fix="copy the folder somewhere writable (cp -r) and build it there; "
                                                      "--query works on it as it is.")
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-    encoded = encode_candidates(candidates, device, eval_data=eval_data)
-    settings = protocol_settings(encoded[0].runtime)
-    splits = list(encoded[0].splits)      # val, test [, eval_data]
-    sims = {s: [similarity_matrix(e.splits[s].text, e.splits[s].motion) for e in encoded] for s in splits}  # (N, N)
-    views = {s: equivalence_views(encoded[0].splits[s].captions, encoded[0].splits[s].groups, encoded[0].runtime)
-             for s in splits}
-    labels = [c.label for c in candidates]
-    fs = study(Evaluator(sims, settings, views), labels, choice=choice, fixed_weights=weights,
-               allow_fallback=automatic)
-    metrics = _metrics_json(fs, encoded, source, settings, labels)
-    n_batches = settings.batches_for(len(encoded[0].splits["test"].ids))
-    title = (f"{experiment_dir.name}: {len(encoded)} {source} member(s) and their fusions; R@1 among "
-             f"{settings.batch_size} candidates ({n_batches} batches), CI = 95 % bootstrap over queries, gains paired")
-    if eval_data is not None:
-        e = encoded[0].eval_data
-        title += (f"\neval-data = {eval_data.describe()}: {e['name']}, {e['motions']} motions, normalized with each "
-                  "member's training mean/std; reported, never chosen on")
-    table = format_table(fs, title=title)
-    verdict = verdict_text(fs, encoded)
-    chosen_ids = [encoded[i].candidate.member_id for i in fs.chosen.members]
-    combiner = identity if fs.chosen.method == "single" else make_combiner(fs.chosen.method, fs.chosen.weights)
-    test = encoded[0].splits["test"]
-    order, _ = top_candidates(combiner([sims["test"][i] for i in fs.chosen.members]), TOP_PREDICTIONS)   # whole split
-    manifest = {
-        "format": 2, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment_dir": str(experiment_dir),
-        "source": source, "method": fs.chosen.method, "weighting": fs.chosen.weighting, "selection": fs.chosen.select,
-        "fallback": fs.fallback, "reason": fs.reason, "top_k": top_k,
-        "members": [{"rank": i + 1, "member_id": e.candidate.member_id, "label": e.candidate.label,
-                     "checkpoint": stored_path(e.candidate.checkpoint, experiment_dir), "status": e.candidate.status,
-                     "selected": i in fs.chosen.members,
-                     "weight": fs.chosen.weights[fs.chosen.members.index(i)] if i in fs.chosen.members else 0.0,
-                     "reported_val_recall_at_1": e.candidate.val_recall_at_1, "config": e.flat_config}
-                    for i, e in enumerate(encoded)],
-        "selected": chosen_ids, "weights": fs.chosen.weights, "protocol": vars(settings), "warnings": notes,
-        EVAL_KEY: eval_data.to_json() if eval_data is not None else None,
-        "predictions": PREDICTIONS_FORMAT,
-    }
-    directory = write_folder_atomically(experiment_dir, {
-        MANIFEST_FILE: lambda p: write_json(p, manifest),
-        METRICS_FILE: lambda p: write_json(p, metrics),
-        PREDICTIONS_FILE: lambda p: write_predictions(p, test.ids, test.captions,
-                                                      [[test.ids[j] for j in row] for row in order]),
-        PLOT_FILE: lambda p: plot_members_vs_ensemble(fs, p, f"{experiment_dir.name}: test split, members vs fusions"),
-    })
-    result = EnsembleResult(directory, source, labels, fs.chosen.label, fs.chosen.method, chosen_ids,
-                            fs.chosen.weights, fs.fallback, metrics, table, verdict, notes)
-    if not quiet:
-        print(table)
+    with one_ensemble_writer(experiment_dir):   # a second build at once exits with one line, never half-writes
         for note in notes:
-            print(f"note: {note}")
-        print(f"{verdict}\n{time.perf_counter() - t0:.1f} s; wrote {directory}")
-    return result
+            warnings.warn(note, stacklevel=2)
+        encoded = encode_candidates(candidates, device, eval_data=eval_data)
+        settings = protocol_settings(encoded[0].runtime)
+        splits = list(encoded[0].splits)      # val, test [, eval_data]
+        sims = {s: [similarity_matrix(e.splits[s].text, e.splits[s].motion) for e in encoded] for s in splits}  # (N, N)
+        views = {s: equivalence_views(encoded[0].splits[s].captions, encoded[0].splits[s].groups, encoded[0].runtime)
+                 for s in splits}
+        labels = [c.label for c in candidates]
+        fs = study(Evaluator(sims, settings, views), labels, choice=choice, fixed_weights=weights,
+                   allow_fallback=automatic)
+        metrics = _metrics_json(fs, encoded, source, settings, labels)
+        n_batches = settings.batches_for(len(encoded[0].splits["test"].ids))
+        title = (f"{experiment_dir.name}: {len(encoded)} {source} member(s) and their fusions; R@1 among "
+                 f"{settings.batch_size} candidates ({n_batches} batches), CI = 95 % bootstrap over queries, gains paired")
+        if eval_data is not None:
+            e = encoded[0].eval_data
+            title += (f"\neval-data = {eval_data.describe()}: {e['name']}, {e['motions']} motions, normalized with each "
+                      "member's training mean/std; reported, never chosen on")
+        table = format_table(fs, title=title)
+        verdict = verdict_text(fs, encoded)
+        chosen_ids = [encoded[i].candidate.member_id for i in fs.chosen.members]
+        combiner = identity if fs.chosen.method == "single" else make_combiner(fs.chosen.method, fs.chosen.weights)
+        test = encoded[0].splits["test"]
+        order, _ = top_candidates(combiner([sims["test"][i] for i in fs.chosen.members]), TOP_PREDICTIONS)   # whole split
+        manifest = {
+            "format": 2, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "experiment_dir": str(experiment_dir),
+            "source": source, "method": fs.chosen.method, "weighting": fs.chosen.weighting, "selection": fs.chosen.select,
+            "fallback": fs.fallback, "reason": fs.reason, "top_k": top_k,
+            "members": [{"rank": i + 1, "member_id": e.candidate.member_id, "label": e.candidate.label,
+                         "checkpoint": stored_path(e.candidate.checkpoint, experiment_dir), "status": e.candidate.status,
+                         "selected": i in fs.chosen.members,
+                         "weight": fs.chosen.weights[fs.chosen.members.index(i)] if i in fs.chosen.members else 0.0,
+                         "reported_val_recall_at_1": e.candidate.val_recall_at_1, "config": e.flat_config}
+                        for i, e in enumerate(encoded)],
+            "selected": chosen_ids, "weights": fs.chosen.weights, "protocol": vars(settings), "warnings": notes,
+            EVAL_KEY: eval_data.to_json() if eval_data is not None else None,
+            "predictions": PREDICTIONS_FORMAT,
+        }
+        directory = write_folder_atomically(experiment_dir, {
+            MANIFEST_FILE: lambda p: write_json(p, manifest),
+            METRICS_FILE: lambda p: write_json(p, metrics),
+            PREDICTIONS_FILE: lambda p: write_predictions(p, test.ids, test.captions,
+                                                          [[test.ids[j] for j in row] for row in order]),
+            PLOT_FILE: lambda p: plot_members_vs_ensemble(fs, p, f"{experiment_dir.name}: test split, members vs fusions"),
+        })
+        result = EnsembleResult(directory, source, labels, fs.chosen.label, fs.chosen.method, chosen_ids,
+                                fs.chosen.weights, fs.fallback, metrics, table, verdict, notes)
+        if not quiet:
+            print(table)
+            for note in notes:
+                print(f"note: {note}")
+            print(f"{verdict}\n{time.perf_counter() - t0:.1f} s; wrote {directory}")
+        return result
+
+
+ENSEMBLE_LOCK = ".ensemble.lock"   # in the experiment folder, held while one build writes ensemble/
+
+
+@contextmanager
+def one_ensemble_writer(experiment_dir: Path) -> Iterator[None]:
+    """One build of an experiment's ensemble at a time (two at once removed each other's temp folders)."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(lockfile.held(experiment_dir / ENSEMBLE_LOCK))
+        except lockfile.LockHeld as err:
+            raise ResultsError(f"another ensemble build is writing this experiment's ensemble/ ({err.describe()}).",
+                               where=experiment_dir, fix="wait for it to finish (its result is the ensemble), or "
+                                                         "stop it and run again.") from None
+        yield
 
 
 PREDICTIONS_FORMAT = {

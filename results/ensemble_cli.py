@@ -137,3 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"run_ensemble.py: error: {line}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # ensemble/ is swapped in whole or not at all: nothing half-written is left
+        print(f"\ninterrupted; {args.target} is as it was before this run (ensemble/ is written in one swap). "
+              "Run the same command again to build it.", file=sys.stderr)
+        return 130

@@ -84,7 +84,7 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
     """Parse every trial of the experiment at `experiment_dir`; raise ResultsError if it is not one."""
     path = Path(experiment_dir).expanduser().resolve()
     fix = ("pass the folder Ray Tune wrote for one search: <storage_path>/<name>, which holds "
-           "experiment_state-*.json and one folder per trial.")
+           f"{STATE_GLOB} and one folder per trial.")
     if not path.exists():
         raise ResultsError("experiment directory does not exist.", where=path, fix=fix)
     if not path.is_dir():
@@ -104,7 +104,7 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
                         if p.is_dir() and not p.name.startswith(".") and any(p.glob(STATE_GLOB)))
         if nested:
             fix = f"this looks like a storage root; pass one of its experiments: {', '.join(nested[:10])}."
-        raise ResultsError("not a Ray Tune experiment directory: found no experiment_state-*.json and no trial "
+        raise ResultsError(f"not a Ray Tune experiment directory: found no {STATE_GLOB} and no trial "
                            f"folders (with any of {', '.join(TRIAL_FILES)}).", where=path, fix=fix)
 
     trials: dict[str, TrialRecord] = {}

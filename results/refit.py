@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from core.bootstrap import QueryCredit, credits_from_arrays, interval, mean_credit, paired_difference
 from results.errors import ResultsError
-from results.experiment_dir import TrialRecord, read_experiment
+from results.experiment_dir import STATE_GLOB, TrialRecord, read_experiment
 from results.plots import plot_refit_configs
 from results.report import load_trials, write_parquet, write_results
 from results.tables import last_checkpoint, to_table
@@ -113,7 +113,7 @@ def refit_members(experiment_dir: Path) -> tuple[list[RefitMember], list[str]]:
     plan = read_plan(experiment_dir)
     search = {t.trial_id: t for t in read_experiment(experiment_dir).trials}
     trained: dict[tuple, TrialRecord] = {}
-    if (experiment_dir / REFIT_DIR).is_dir() and any((experiment_dir / REFIT_DIR).glob("experiment_state-*.json")):
+    if (experiment_dir / REFIT_DIR).is_dir() and any((experiment_dir / REFIT_DIR).glob(STATE_GLOB)):
         for record in read_experiment(experiment_dir / REFIT_DIR).trials:
             trained[(config_identity(record.config), record.config.get("seed"))] = record
     members, missing = [], []
@@ -197,7 +197,7 @@ def summarize_refit(experiment_dir: str | Path, quiet: bool = False) -> RefitSum
     experiment_dir = Path(experiment_dir).expanduser().resolve()
     refit_dir = experiment_dir / REFIT_DIR
     members, rows, missing = refit_ranking(experiment_dir)
-    if any(refit_dir.glob("experiment_state-*.json")):
+    if any(refit_dir.glob(STATE_GLOB)):
         write_results(refit_dir, quiet=True)          # refit/trials.parquet, epochs.parquet, plots like a search
     table = to_table(rows)
     write_parquet(table, refit_dir / CONFIGS_FILE)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from core.atomic import atomic_path
 from results.errors import ResultsError
-from results.experiment_dir import ExperimentDir, read_experiment
+from results.experiment_dir import STATE_GLOB, ExperimentDir, read_experiment
 from results.leaderboard import format_leaderboard
 from results.plots import load_embeddings, plot_embedding_map, plot_recall_vs_epoch, plot_similarity
 from results.trial_record import RECORD_FILE
@@ -37,6 +37,13 @@ class ExperimentResults:
     @property
     def trials_path(self) -> Path:
         return self.experiment_dir / TRIALS_FILE
+
+    def best_report(self) -> dict[str, Any] | None:
+        """Every metric the best trial reported at its best epoch (epochs.parquet's row), or None."""
+        best = [r for r in self.trials.to_pylist() if r.get("trial_id") == self.best_trial_id]
+        epoch = best[0].get("best_epoch") if best else None
+        rows = [r for r in self.epochs.to_pylist() if r.get("trial_id") == self.best_trial_id and r.get("epoch") == epoch]
+        return {k: v for k, v in rows[0].items() if v is not None} if rows else None
 
     @property
     def epochs_path(self) -> Path:
@@ -167,7 +174,7 @@ def _no_epoch_problem(exp: ExperimentDir, epochs: pa.Table) -> str:
 
 def _newest_input_mtime(path: Path) -> float:
     newest = 0.0
-    inputs = ("experiment_state-*.json", f"*/{RECORD_FILE}", "*/result.json", "*/error.txt")
+    inputs = (STATE_GLOB, f"*/{RECORD_FILE}", "*/result.json", "*/error.txt")
     for candidate in [p for pattern in inputs for p in path.glob(pattern)]:
         try:
             newest = max(newest, candidate.stat().st_mtime)

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 from results.experiment_dir import ABANDONED, TrialRecord
+from results.trial_record import RETIRED_FILE
 
 PRIMARY_METRIC = "recall_at_1"  # higher is better; the contract's PRIMARY validation metric
 # Always present as best_/last_ columns (null when a trainer did not report them) so readers can rely on them.
@@ -77,6 +78,11 @@ def best_row(rows: list[dict[str, Any]], metric: str = PRIMARY_METRIC) -> dict[s
     return min((r for r in scored if r[metric] == top), key=lambda r: r["epoch"])
 
 
+def holds_model(checkpoint_dir: Path) -> bool:
+    """A checkpoint folder that still holds its model: search/retention.py empties superseded ones in place."""
+    return checkpoint_dir.is_dir() and not (checkpoint_dir / RETIRED_FILE).exists()
+
+
 def best_checkpoint(trial: TrialRecord, metric: str = PRIMARY_METRIC) -> tuple[Path, int] | tuple[None, None]:
     """(absolute checkpoint dir, its epoch) of the best-scoring report whose checkpoint still exists."""
     if trial.trial_dir is None:
@@ -84,7 +90,7 @@ def best_checkpoint(trial: TrialRecord, metric: str = PRIMARY_METRIC) -> tuple[P
     candidates = []
     for row in trial.rows:
         name = row.get("checkpoint_dir_name")
-        if isinstance(name, str) and is_number(row.get(metric)) and (trial.trial_dir / name).is_dir():
+        if isinstance(name, str) and is_number(row.get(metric)) and holds_model(trial.trial_dir / name):
             candidates.append(row)
     chosen = best_row(candidates, metric)
     if chosen is None:
@@ -98,7 +104,7 @@ def last_checkpoint(trial: TrialRecord) -> Path | None:
         return None
     name = trial.rows[-1].get("checkpoint_dir_name")
     path = trial.trial_dir / name if isinstance(name, str) else None
-    return path.resolve() if path is not None and path.is_dir() else None
+    return path.resolve() if path is not None and holds_model(path) else None
 
 
 def _max_epochs(trial: TrialRecord, fallback: int) -> int:

@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 RECORD_FILE = "trial.json"
+# In each checkpoint folder of a search's trial: the full metrics of the epoch it was written after (Tune itself
+# is told only the few keys its scheduler and searcher read; search/trainable.py).
+REPORT_FILE = "report.json"
+# What a superseded checkpoint folder of a search holds once search/retention.py emptied it (the folder stays:
+# Tune's saved state may name it): which newer checkpoint replaced it, and when.
+RETIRED_FILE = "retired.json"
 RECORD_FORMAT = "motion-retrieval-search/trial@1"
 FINAL_STATUSES = frozenset({"TERMINATED", "ERROR"})
 

@@ -1,8 +1,9 @@
 """Disk space: refuse a search that cannot fit on its --storage before Ray starts, and name a full disk as such.
 
-A checkpoint holds the weights and AdamW's two moments (12 bytes per trainable parameter) plus the val
-embeddings; Tune keeps two per trial (the best and the latest). The estimate uses the base config's model:
-TPE may sample bigger ones, so it is a floor, not a promise. Cloud storage (s3://, gs://) is not checked.
+A resumable checkpoint holds the weights and AdamW's two moments (12 bytes per trainable parameter) plus the
+val embeddings. A trial keeps its latest whole and its best as the model only (search/retention.py); while it
+writes a new one, two whole ones exist. The estimate uses the base config's model: TPE may sample bigger ones, so
+it is a floor, not a promise. Cloud storage (s3://, gs://) is not checked (and keeps every checkpoint whole).
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from .tune_state import torn_state_file, unrecoverable_state
 
 MIB = 2**20
 BYTES_PER_PARAM = 12            # fp32 weights + AdamW exp_avg + exp_avg_sq
-CHECKPOINTS_PER_TRIAL = 2       # search/tuner.py: the best and the latest
+# Per trial: its latest checkpoint whole, its best as the model only (weights: a third of a whole one, plus the
+# embeddings): counted as 0.4 of a whole one. Per running trial: one more whole one while it writes the next.
+MODEL_ONLY_FRACTION = 0.4
 OVERHEAD_BYTES = 32 * MIB       # Tune's state, result logs, tables, plots, W&B offline runs
 
 
@@ -50,7 +53,8 @@ def checkpoint_bytes(base: dict[str, Any], shared) -> int:
 
 def required_bytes(args: SearchArgs, per_checkpoint: int) -> int:
     runs = args.num_samples + args.refit_top_k * args.refit_seeds
-    return runs * CHECKPOINTS_PER_TRIAL * per_checkpoint + OVERHEAD_BYTES
+    kept = runs * (1 + MODEL_ONLY_FRACTION) * per_checkpoint
+    return int(kept + args.max_concurrent * per_checkpoint) + OVERHEAD_BYTES
 
 
 def check_free_space(args: SearchArgs, per_checkpoint: int) -> None:
@@ -62,7 +66,7 @@ def check_free_space(args: SearchArgs, per_checkpoint: int) -> None:
         raise DiskSpaceError(
             f"--storage {args.storage}: {free / MIB:.1f} MiB free, but this search needs at least "
             f"{need / MIB:.0f} MiB ({args.num_samples} trials + {args.refit_top_k}x{args.refit_seeds} refit runs, "
-            f"{CHECKPOINTS_PER_TRIAL} checkpoints of ~{per_checkpoint / MIB:.1f} MiB each, plus logs). "
+            f"a whole checkpoint of ~{per_checkpoint / MIB:.1f} MiB and a best model each, plus logs). "
             "Free space there, or choose another --storage.")
 
 

@@ -51,7 +51,8 @@ def _best_report(result) -> dict[str, Any] | None:
     return best_row(rows, METRIC)
 
 
-def best_from_grid(grid, trial_id: str | None = None) -> tuple[str | None, dict | None, dict | None, str | None]:
+def best_from_grid(grid, trial_id: str | None = None,
+                   base: dict[str, Any] | None = None) -> tuple[str | None, dict | None, dict | None, str | None]:
     """(trial_id, config, metrics at its best epoch, best checkpoint) of the given trial, or of the best trial by
     results/'s one ranking rule (``results.tables.trial_rank_key``) over every epoch each trial reported (ASHA-
     stopped trials end on an early epoch)."""
@@ -67,7 +68,7 @@ def best_from_grid(grid, trial_id: str | None = None) -> tuple[str | None, dict 
     candidates = [{**m, "epoch": m.get("epoch", m.get("training_iteration")), "path": c.path}
                   for c, m in (best.best_checkpoints or [])]
     chosen = best_row(candidates, METRIC)
-    return best.metrics.get("trial_id"), dict(best.config), metrics, chosen["path"] if chosen else None
+    return best.metrics.get("trial_id"), {**(base or {}), **best.config}, metrics, chosen["path"] if chosen else None
 
 
 def leaderboard_from_grid(grid, top: int = 10) -> str:
@@ -88,8 +89,8 @@ def leaderboard_from_grid(grid, top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def summarize(args: SearchArgs, grid, *, interrupted: bool) -> SearchOutcome:
-    trial_id, config, metrics, checkpoint = best_from_grid(grid)
+def summarize(args: SearchArgs, grid, *, interrupted: bool, base: dict[str, Any] | None = None) -> SearchOutcome:
+    trial_id, config, metrics, checkpoint = best_from_grid(grid, base=base)
     outcome = SearchOutcome(
         experiment_path=args.experiment_path, num_trials=len(grid), num_errors=grid.num_errors,
         interrupted=interrupted, best_trial_id=trial_id, best_config=config, best_metrics=metrics,
@@ -109,10 +110,11 @@ def summarize(args: SearchArgs, grid, *, interrupted: bool) -> SearchOutcome:
     if res is not None:  # results/ ranks the trials (ties included); follow its choice
         outcome.results = res
         outcome.leaderboard = res.leaderboard_text
-        trial_id, config, metrics, checkpoint = best_from_grid(grid, res.best_trial_id)
+        trial_id, config, metrics, checkpoint = best_from_grid(grid, res.best_trial_id, base)
         outcome.best_trial_id = res.best_trial_id
         outcome.best_config = dict(res.best_config) if res.best_config else config
-        outcome.best_metrics = metrics or outcome.best_metrics
+        # every metric of the best epoch (Tune itself only holds the few keys its scheduler reads)
+        outcome.best_metrics = res.best_report() or metrics or outcome.best_metrics
         outcome.best_checkpoint = str(res.best_checkpoint) if res.best_checkpoint else checkpoint
     else:
         if not args.is_local_storage:

@@ -4,8 +4,6 @@ A Ray upgrade that renames any of these breaks here and in tests/search/test_ray
 project. What is used, and why no public API does it:
 - Tune's experiment-state file names (``TUNE_STATE_PATTERNS``): search/tune_state.py keeps a complete copy
   of them so a full disk cannot make ``--resume`` start over; Tune has no API to list or verify them.
-- ``_WandbLoggingActor`` and ``WandbLoggerCallback._trial_logging_actors`` (``wandb_logging_actor_base``,
-  ``trials_with_logging_actors``): search/wandb_setup.py ends each trial's W&B run cleanly on Ctrl+C.
 - ``ray.autoscaler._private.util.prepare_config/validate_config`` (``validate_launcher_config``): what
   `ray up` runs first, so cluster/ rejects a bad launcher YAML before any machine starts.
 - ``RAY_AIR_NEW_OUTPUT=0`` (``use_legacy_progress_reporter``): the new console output ignores CLIReporter's
@@ -23,8 +21,16 @@ from typing import Any
 TESTED_RAY = ((2, 50), (2, 60))   # inclusive (major, minor)
 # The runner (JSON), then the search algorithm: OptunaSearch in a ConcurrencyLimiter (the search) or
 # BasicVariantGenerator (the refit); the last three are cloudpickles whatever their suffix.
-TUNE_STATE_PATTERNS = ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl",
+EXPERIMENT_STATE_GLOB = "experiment_state-*.json"   # the runner's state: trials, statuses, checkpoints
+TUNE_STATE_PATTERNS = (EXPERIMENT_STATE_GLOB, "search_gen_state-*.json", "searcher-state-*.pkl",
                        "basic-variant-state-*.json")
+
+
+def is_experiment_state(name: str) -> bool:
+    """Whether a file name is one of Tune's experiment-state files (``EXPERIMENT_STATE_GLOB``)."""
+    from fnmatch import fnmatch
+
+    return fnmatch(name, EXPERIMENT_STATE_GLOB)
 
 
 def ray_version_supported(version: str | None = None) -> bool:
@@ -47,21 +53,9 @@ def check_ray_version(version: str | None = None) -> bool:
         version = ray.__version__
     (low_major, low_minor), (high_major, high_minor) = TESTED_RAY
     warnings.warn(f"Ray {version} is outside the tested range {low_major}.{low_minor}-{high_major}.{high_minor} "
-                  "(search/ray_internals.py): W&B run teardown, cluster config checks and the copy of Tune's "
+                  "(search/ray_internals.py): cluster config checks and the copy of Tune's "
                   "state that lets --resume survive a full disk may not work.", stacklevel=2)
     return False
-
-
-def wandb_logging_actor_base() -> type:
-    """The per-trial W&B logging actor class that ``WandbLoggerCallback._logger_actor_cls`` instantiates."""
-    from ray.air.integrations.wandb import _WandbLoggingActor
-
-    return _WandbLoggingActor
-
-
-def trials_with_logging_actors(callback: Any) -> list:
-    """Trials whose W&B logging actor is still alive in a ``WandbLoggerCallback``."""
-    return list(callback._trial_logging_actors)
 
 
 def validate_launcher_config(data: dict[str, Any]) -> dict[str, Any]:

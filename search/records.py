@@ -12,49 +12,89 @@ from typing import Any
 
 from ray import tune
 
-from results.trial_record import RECORD_FILE, RECORD_FORMAT, record_row
+from results.trial_record import FINAL_STATUSES, RECORD_FILE, RECORD_FORMAT, REPORT_FILE, record_row
 
 from . import storage
+from .retention import apply_retention
+
+
+def trial_folder(trial, experiment_path: str) -> str:
+    """The trial's folder in the experiment's storage (Tune's trial path has no scheme on cloud storage)."""
+    trial_dir = Path(trial.path)
+    if trial_dir.is_absolute() and not storage.is_uri(experiment_path):
+        return str(trial_dir)
+    return storage.join(experiment_path, trial_dir.name)
 
 
 class TrialRecords(tune.Callback):
-    """Keeps ``trial.json`` of every trial current. ``experiment_path`` is where the records go when Tune's
-    trial path is not a local folder (cloud storage: Tune's path there has no scheme)."""
+    """Keeps ``trial.json`` of every trial current, and its checkpoints to their purpose (search/retention.py).
+    ``experiment_path`` is where the records go when Tune's trial path is not a local folder (cloud storage:
+    Tune's path there has no scheme); ``keep_best``: keep each trial's best model besides its latest checkpoint
+    (the search; the refit keeps the latest only)."""
 
-    def __init__(self, experiment_path: str) -> None:
+    def __init__(self, experiment_path: str, base_config: dict[str, Any] | None = None, keep_best: bool = True) -> None:
         self.experiment_path = experiment_path
+        self.base_config = dict(base_config or {})   # the constants Tune's sampled trial configs go over
+        self.keep_best = keep_best
         self.session_start = time.time()
         self._records: dict[str, dict[str, Any]] = {}
+        self._reconciled = False
 
     def setup(self, **info: Any) -> None:
         # Called once per driver session (a --resume restores this object from tuner.pkl, then calls setup):
         # a record the newest session never wrote to belongs to a trial that session did not continue.
         self.session_start = time.time()
         self._records = {}
+        self._reconciled = False
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        """Once per session: a trial Tune's restored state has finished, whose record a killed driver left
+        RUNNING (it died between the trial's end and writing it), gets its final status now; otherwise results/
+        would take it for abandoned."""
+        if self._reconciled:
+            return
+        self._reconciled = True
+        for trial in trials:
+            if trial.status in FINAL_STATUSES:
+                existing = _read_existing(self._target(trial))
+                if existing is not None and existing.get("status") != trial.status:
+                    self._write(trial, trial.status)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"experiment_path": self.experiment_path}   # no per-session state in tuner.pkl
+        # no per-session state in tuner.pkl
+        return {"experiment_path": self.experiment_path, "base_config": self.base_config, "keep_best": self.keep_best}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["experiment_path"])
+        self.__init__(state["experiment_path"], state.get("base_config"), state.get("keep_best", True))
+
+    def _folder(self, trial) -> str:
+        return trial_folder(trial, self.experiment_path)
 
     def _target(self, trial) -> str:
-        trial_dir = Path(trial.path)
-        if trial_dir.is_absolute() and not storage.is_uri(self.experiment_path):
-            return str(trial_dir / RECORD_FILE)
-        return storage.join(storage.join(self.experiment_path, trial_dir.name), RECORD_FILE)
+        return storage.join(self._folder(trial), RECORD_FILE)
 
     def _record(self, trial) -> dict[str, Any]:
         record = self._records.get(trial.trial_id)
         if record is None:
             record = self._records[trial.trial_id] = {
-                "format": RECORD_FORMAT, "trial_id": trial.trial_id, "config": dict(trial.config),
+                "format": RECORD_FORMAT, "trial_id": trial.trial_id, "config": {**self.base_config, **trial.config},
                 "start_time": time.time(), "epochs": [], "num_failures": 0}
             previous = _read_existing(self._target(trial))   # a resumed trial keeps its earlier epochs
             if previous is not None:
                 for key in ("start_time", "epochs", "num_failures"):
                     record[key] = previous.get(key, record[key])
         return record
+
+    def _full_report(self, trial, result: dict[str, Any]) -> dict[str, Any]:
+        name = result.get("checkpoint_dir_name")
+        if not isinstance(name, str) or not name:
+            return {}
+        path = storage.join(storage.join(self._folder(trial), name), REPORT_FILE)
+        try:
+            report = storage.read_json(path)
+        except (OSError, ValueError):   # gone or torn: the record keeps the lean row (results/ shows fewer metrics)
+            return {}
+        return report if isinstance(report, dict) else {}
 
     def _write(self, trial, status: str) -> None:
         record = self._record(trial)
@@ -72,10 +112,16 @@ class TrialRecords(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         record = self._record(trial)
-        row = record_row(result)   # a restored trial repeats an epoch: the later report replaces the earlier
+        # Tune was told the lean keys only; the full metrics are in the report.json of the checkpoint folder the
+        # trial had persisted before this result was sent (search/trainable.py).
+        row = {**self._full_report(trial, result), **record_row(result)}
+        # a restored trial repeats an epoch: the later report replaces the earlier
         record["epochs"] = [e for e in record["epochs"] if e.get("epoch") != row.get("epoch")] + [row]
         record["last_result_time"] = time.time()
         self._write(trial, "RUNNING")
+        folder, newest = self._folder(trial), result.get("checkpoint_dir_name")
+        if isinstance(newest, str) and newest and not storage.is_uri(folder):
+            apply_retention(Path(folder), record["epochs"], newest, keep_best=self.keep_best)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._write(trial, "TERMINATED")

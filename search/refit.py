@@ -65,15 +65,16 @@ def plan_refit(args: SearchArgs, trials: Iterable[SearchTrial]) -> list[RefitRun
     return runs
 
 
-def trials_from_grid(grid) -> list[SearchTrial]:
-    """SearchTrials of a Tune ResultGrid (any storage: local or s3://, gs://)."""
+def trials_from_grid(grid, base: dict[str, Any] | None = None) -> list[SearchTrial]:
+    """SearchTrials of a Tune ResultGrid (any storage: local or s3://, gs://); ``base``: the config constants
+    under Tune's sampled configs."""
     out = []
     for result in grid:
         df = result.metrics_dataframe
         if df is None or METRIC not in df or df[METRIC].isna().all():
             continue
         metrics = result.metrics or {}
-        out.append(SearchTrial(str(metrics.get("trial_id", result.path)), dict(result.config),
+        out.append(SearchTrial(str(metrics.get("trial_id", result.path)), {**(base or {}), **result.config},
                                float(df[METRIC].max()), int(df["epoch"].max()),
                                ok=result.error is None and not metrics.get("diverged")))
     return out
@@ -112,11 +113,12 @@ def to_train(runs: list[RefitRun]) -> list[RefitRun]:
     return [r for r in runs if r.reused_trial is None]
 
 
-def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun], callbacks: list):
+def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun]):
     """A FIFO Tune experiment at <experiment>/refit running each planned config once, in plan order."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from .interrupt import InterruptWatch
     from .records import TrialRecords
     from .tuner import build_progress_reporter, trial_name
 
@@ -130,17 +132,19 @@ def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(
             name=REFIT_DIR, storage_path=args.experiment_path,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),   # the full-length model is the last one
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
-            callbacks=[TrialRecords(refit_path(args)), *callbacks],
+            # the full-length model is the last one: only the latest checkpoint is kept (search/retention.py)
+            callbacks=[TrialRecords(refit_path(args), keep_best=False), InterruptWatch()],
             progress_reporter=build_progress_reporter(args, ["seed", "lr", "temperature"],
                                                                            total=len(configs)),
             verbose=1))
 
 
-def run_refit(args: SearchArgs, trainable: Callable, trials: list[SearchTrial] | None, callbacks: list):
+def run_refit(args: SearchArgs, trainable: Callable, trials: list[SearchTrial] | None):
     """Plan (or reload the plan), then train what it needs; returns (runs, grid or None, interrupted)."""
     from ray import tune
+
+    from .interrupt import INTERRUPTED
 
     path = refit_path(args)
     runs = read_plan(args)
@@ -160,11 +164,11 @@ def run_refit(args: SearchArgs, trainable: Callable, trials: list[SearchTrial] |
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
-        tuner = build_refit_tuner(args, trainable, runs, callbacks)
+        tuner = build_refit_tuner(args, trainable, runs)
     with keeping_last_good_state(path):
         grid = tuner.fit()
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
-    return runs, grid, unfinished > 0 or len(grid) < len(needed)
+    return runs, grid, INTERRUPTED.is_set() or unfinished > 0 or len(grid) < len(needed)
 
 
 def refit_pending(args: SearchArgs) -> bool:

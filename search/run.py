@@ -16,9 +16,10 @@ from .args import ArgsError, SearchArgs
 from .study import StudyStorageError, check_study, upload_study
 from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
 from .diskspace import check_free_space, checkpoint_bytes, disk_full_error, is_disk_full, storage_nearly_full
+from .interrupt import INTERRUPTED
 from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
-from .ray_internals import use_legacy_progress_reporter
+from .ray_internals import EXPERIMENT_STATE_GLOB, use_legacy_progress_reporter
 from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
 from .trainable import build_trainable
 from .trial_config import METRIC, preflight
@@ -34,7 +35,7 @@ def check_experiment_location(args: SearchArgs) -> None:
         if not tune.Tuner.can_restore(path):
             # search_args.json exists (the CLI checked): the driver died before Tune's first save.
             raise ArgsError(f"--resume: experiment {args.name!r} at {path} has no Tune state to continue "
-                            "(no experiment_state-*.json: its driver stopped before Tune saved any). "
+                            f"(no {EXPERIMENT_STATE_GLOB}: its driver stopped before Tune saved any). "
                             f"Fix: delete {path} and start it again without --resume, or use another --name.")
         torn = unrecoverable_state(Path(path)) if args.is_local_storage else None
         if torn is not None:   # Tune would silently start over
@@ -76,9 +77,10 @@ def prepare_shared_inputs(base: dict[str, Any], sampled_keys: list[str], eval_da
 
 
 def was_interrupted(grid, args: SearchArgs) -> bool:
-    """fit() returns normally after Ctrl+C; unfinished trials or missing samples reveal it."""
+    """fit() returns normally after Ctrl+C: the signal itself (search/interrupt.py), unfinished trials or missing
+    samples reveal it."""
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
-    return unfinished > 0 or len(grid) < args.num_samples
+    return INTERRUPTED.is_set() or unfinished > 0 or len(grid) < args.num_samples
 
 
 def run(args: SearchArgs) -> SearchOutcome:
@@ -114,12 +116,13 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
     check_free_space(args, per_checkpoint)   # a search that cannot fit fails now, not at its 1st checkpoint
     started = ensure_ray(args)
     sigterm_stops_like_ctrl_c()
+    INTERRUPTED.clear()
     t0 = time.perf_counter()
     try:
         check_cluster(args)
         if not args.resume:  # what --resume rebuilds the search from; written once all is good
             storage.write_json(storage.join(args.experiment_path, storage.ARGS_FILE), args.to_json())
-        trainable = build_trainable(args, shared)
+        trainable = build_trainable(args, shared, base)
         del shared  # the object store holds it now
         if finished is None:
             with disk_full_named(args, per_checkpoint), keeping_last_good_state(args.experiment_path):
@@ -129,14 +132,14 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
                     upload_study(args)   # cloud storage: the study travels with the experiment
             if grid.num_errors and storage_nearly_full(args, per_checkpoint):   # trials failed writing
                 raise disk_full_error(args, per_checkpoint)
-            outcome = summarize(args, grid, interrupted=was_interrupted(grid, args))
-            trials = trials_from_grid(grid)
+            outcome = summarize(args, grid, interrupted=was_interrupted(grid, args), base=base)
+            trials = trials_from_grid(grid, base)
         else:
             outcome, trials = finished, trials_from_table(finished.results.trials) if finished.results else []
         outcome.seconds["search"] = time.perf_counter() - t0
         if not outcome.interrupted and args.refit_top_k > 0:
             with disk_full_named(args, per_checkpoint):
-                _, refit_grid, outcome.interrupted = run_refit(args, trainable, trials, wandb_callbacks(args, "refit"))
+                _, refit_grid, outcome.interrupted = run_refit(args, trainable, trials)
             if refit_grid is not None and refit_grid.num_errors and storage_nearly_full(args, per_checkpoint):
                 raise disk_full_error(args, per_checkpoint)
             outcome.seconds["refit"] = time.perf_counter() - t0 - outcome.seconds["search"]
@@ -169,26 +172,12 @@ def sigterm_stops_like_ctrl_c() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
 
 
-def wandb_callbacks(args: SearchArgs, job_type: str) -> list:
-    """A new W&B callback (a restored Tune experiment brings its own: then only the mode is set here)."""
-    if not args.wandb:
-        return []
-    from .wandb_setup import make_callback, resolve_mode
-
-    if args.resume and job_type == "trial":
-        resolve_mode()  # the restored callback checks WANDB_MODE in this process
-        return []
-    return [make_callback(args, job_type)]
-
-
 def fit_search(args: SearchArgs, trainable, base: dict[str, Any], param_columns: list[str]):
     if args.resume:
         print(f"resuming {args.experiment_path}", flush=True)
         tuner = restore_tuner(args, trainable)
-        wandb_callbacks(args, "trial")
     else:
-        tuner = build_tuner(args, trainable, base_config=base, callbacks=wandb_callbacks(args, "trial"),
-                            param_columns=param_columns)
+        tuner = build_tuner(args, trainable, base_config=base, param_columns=param_columns)
     return tuner.fit()
 
 

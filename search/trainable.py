@@ -3,47 +3,90 @@
 ``core`` knows nothing about Ray: the adapter hands it a reporter that turns each epoch's
 (metrics, checkpoint_dir) into ``tune.report`` and resumes from ``tune.get_checkpoint()`` so a
 restored or retried trial continues at its next epoch instead of epoch 1.
+
+What goes where, per epoch:
+- Tune gets only ``LEAN_KEYS`` (what the scheduler, the searcher and the progress table read): Tune keeps every
+  reported key in its experiment state (last result, min/max/avg and last-5/10 windows per number, the metrics
+  of each kept checkpoint), rewritten after every checkpoint, so a full report cost ~65 KB per trial.
+- The full metrics (CIs, both directions, timings, placement) go into the checkpoint folder as ``report.json``,
+  which the driver's ``search.records.TrialRecords`` merges into the trial's own record (trial.json).
+- W&B gets the full metrics from here, in the worker (search/wandb_setup.py): the driver never waits on it.
 """
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from ray import tune
 
+from core.atomic import atomic_write_text
+from results.trial_record import REPORT_FILE
+
 from .args import SearchArgs
 from .cluster import trial_placement
+
+# What Tune's scheduler (recall_at_1), our searcher (recall_at_1, finished, diverged) and the progress table
+# (epoch, R@1, wR) read; everything else stays out of Tune's state.
+LEAN_KEYS = ("epoch", "recall_at_1", "weighted_recall", "finished", "diverged")
+
+
+def lean(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: report[k] for k in LEAN_KEYS if k in report}
 
 
 class TuneReporter:
     """``reporter(metrics, checkpoint_dir)`` for train_retrieval; remembers the last epoch."""
 
-    def __init__(self) -> None:
+    def __init__(self, wandb_run: Any = None) -> None:
         self.last_epoch = 0
+        self.wandb_run = wandb_run   # search.wandb_setup.TrialRun or None
 
     def __call__(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
         self.last_epoch = int(metrics.get("epoch", self.last_epoch + 1))
-        # tune.report copies the directory into the trial's storage before returning, so the
-        # trainer may delete it right after.
-        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        tune.report({**metrics, **trial_placement()}, checkpoint=checkpoint)  # + node id, GPU ids
+        report = {**metrics, **trial_placement()}   # + node id, GPU ids
+        if self.wandb_run is not None:
+            self.wandb_run.log(report, self.last_epoch)
+            if report.get("finished"):
+                # before the last tune.report: once Tune has it, it may end this worker at any moment
+                self.wandb_run.finish()
+        checkpoint = None
+        if checkpoint_dir:
+            # Written before tune.report, which copies the directory into the trial's storage before returning
+            # (so the trainer may delete it right after, and the driver finds report.json when the result arrives).
+            atomic_write_text(Path(checkpoint_dir) / REPORT_FILE, json.dumps(report, default=_plain))
+            checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir))
+        tune.report(lean(report), checkpoint=checkpoint)
 
     def report_divergence(self, error: BaseException) -> None:
         """A NaN/inf loss is a property of the config: report it as a useless model (R@1 = 0) so
         TPE learns to avoid the region, instead of an error that FailureConfig would retry.
-        ``diverged_reason`` carries the message into result.json, so results/ can show why the
+        ``diverged_reason`` carries the message into trial.json, so results/ can show why the
         trial ended (trials.parquet: diverged=True, error=<this text>)."""
         reason = f"{type(error).__name__}: {error}"
         print(f"trial diverged after epoch {self.last_epoch}: {reason}", flush=True)
-        tune.report({"epoch": self.last_epoch + 1, "recall_at_1": 0.0, "weighted_recall": 0.0,
-                     "diverged": 1.0, "diverged_reason": reason})
+        report = {"epoch": self.last_epoch + 1, "recall_at_1": 0.0, "weighted_recall": 0.0, "diverged": 1.0}
+        if self.wandb_run is not None:
+            self.wandb_run.log({**report, "diverged_reason": reason}, self.last_epoch + 1)
+        tune.report({**report, "diverged_reason": reason})
 
 
-def train_trial(config: dict[str, Any], shared: Any = None) -> None:
-    """Tune entry point; ``shared`` is the corpus + frozen text features from the object store."""
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
+                base: dict[str, Any] | None = None) -> None:
+    """Tune entry point; ``shared`` is the corpus + frozen text features from the object store, ``wandb`` the
+    search's ``TrialWandb`` (None: no W&B), ``base`` the config constants the sampled ``config`` goes over (Tune's
+    trial config holds the sampled keys only, so its state does not repeat ~45 constants per trial)."""
     from core import train as core_train  # the worker imports torch here, not at unpickling
 
-    reporter = TuneReporter()
+    config = {**(base or {}), **config}
+
+    run = wandb.start(config) if wandb is not None else None
+    reporter = TuneReporter(run)
     nonfinite = getattr(core_train, "NonFiniteLossError", None)
     checkpoint = tune.get_checkpoint()
     try:
@@ -59,19 +102,23 @@ def train_trial(config: dict[str, Any], shared: Any = None) -> None:
             reporter.report_divergence(e)
             return
         raise
+    finally:
+        if run is not None:
+            run.finish(stopping=sys.exc_info()[0] is SystemExit)   # Tune stopping the trial (ASHA, the end)
 
 
 def usable_checkpoint(directory: str) -> str:
-    """The checkpoint Tune restores from or, when it is cut off (a full disk) or gone (Tune deleted it after the
-    state that still names it was saved), the trial's newest whole one beside it. The trial then repeats the
-    epochs in between; results/ keeps the later report of a repeated epoch."""
+    """The checkpoint Tune restores from or, when it is cut off (a full disk), emptied or stripped of its training
+    state once a newer one was stored (search/retention.py: the experiment state that names it was saved before),
+    the trial's newest whole resumable checkpoint beside it. From an older one the trial repeats the epochs in
+    between (results/ keeps the later report of a repeated epoch); from a newer one it loses nothing."""
     from core.checkpoint import CheckpointError, is_intact
 
-    if is_intact(directory):
+    if is_intact(directory, resumable=True):
         return directory
     wanted = Path(directory)
     for sibling in sorted(wanted.parent.glob("checkpoint_*"), reverse=True):
-        if sibling != wanted and is_intact(sibling):
+        if sibling != wanted and is_intact(sibling, resumable=True):
             print(f"checkpoint {wanted.name} is cut off or missing; continuing from {sibling.name}", flush=True)
             return str(sibling)
     raise CheckpointError(f"{wanted} is cut off or missing and the trial has no other whole checkpoint.",
@@ -83,8 +130,12 @@ def trial_resources(args: SearchArgs) -> dict[str, float]:
     return {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
 
 
-def build_trainable(args: SearchArgs, shared: Any) -> Callable:
-    """with_parameters puts ``shared`` into the object store ONCE; every trial gets a reference."""
-    trainable = tune.with_parameters(train_trial, shared=shared)
+def build_trainable(args: SearchArgs, shared: Any, base: dict[str, Any] | None = None) -> Callable:
+    """with_parameters puts ``shared`` into the object store ONCE; every trial gets a reference (and reads the
+    corpus from shared memory, zero-copy). The search and its refit use this one trainable; ``base``: the config
+    constants (search/tuner.py gives Tune only the sampled keys)."""
+    from .wandb_setup import trial_wandb
+
+    trainable = tune.with_parameters(train_trial, shared=shared, wandb=trial_wandb(args), base=dict(base or {}))
     return tune.with_resources(trainable, trial_resources(args))
 

@@ -25,9 +25,9 @@ from typing import Iterator
 
 from core.atomic import atomic_path, parked_dir, swap_in_dir
 
-from .background import every
+from core.lockfile import every
 from .storage import is_uri
-from .ray_internals import TUNE_STATE_PATTERNS as STATE_PATTERNS, check_ray_version
+from .ray_internals import TUNE_STATE_PATTERNS as STATE_PATTERNS, check_ray_version, is_experiment_state
 
 LAST_GOOD_DIR = ".last_good_state"
 TORN_DIR = ".torn_state"
@@ -47,7 +47,7 @@ def newest_state_files(experiment: Path) -> list[Path]:
 def is_complete(name: str, data: bytes) -> bool:
     """JSON that parses, or a pickle whose opcode stream reaches STOP (walked, never unpickled)."""
     try:
-        if name.startswith("experiment_state-"):
+        if is_experiment_state(name):
             json.loads(data)
         else:
             for _ in pickletools.genops(io.BytesIO(data)):
@@ -84,7 +84,7 @@ def snapshot(experiment: Path) -> bool:
     """Copy the newest complete state set into .last_good_state/ (swapped in whole); False when there is
     nothing complete to copy or the disk refused the copy (the previous copy is then kept)."""
     files = newest_state_files(experiment)
-    if not any(p.name.startswith("experiment_state-") for p in files):
+    if not any(is_experiment_state(p.name) for p in files):
         return False
     data = _read_stable(files)
     if data is None or not all(is_complete(name, raw) for name, raw in data.items()):
@@ -107,7 +107,7 @@ def last_good_copy(experiment: Path) -> Path | None:
     """The kept complete state set (.last_good_state/, or .old left by a crash mid-swap), else None."""
     for folder in (experiment / LAST_GOOD_DIR, parked_dir(experiment / LAST_GOOD_DIR)):
         files = sorted(folder.glob("*")) if folder.is_dir() else []
-        if any(p.name.startswith("experiment_state-") for p in files) and all(
+        if any(is_experiment_state(p.name) for p in files) and all(
                 is_complete(p.name, p.read_bytes()) for p in files):
             return folder
     return None

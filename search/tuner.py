@@ -17,6 +17,7 @@ from ray.tune.search import ConcurrencyLimiter
 from spaces import get_space
 
 from .args import SearchArgs
+from .interrupt import InterruptWatch
 from .records import TrialRecords
 from .study import StudySearcher, search_study_storage
 from .trial_config import METRIC, MODE, make_sampler
@@ -62,30 +63,29 @@ def build_progress_reporter(args: SearchArgs, param_columns: Sequence[str], tota
         max_report_frequency=10 if args.smoke_test else 30, max_column_length=12)
 
 
-def build_run_config(args: SearchArgs, *, callbacks: list, param_columns: Sequence[str]) -> tune.RunConfig:
+def build_run_config(args: SearchArgs, *, callbacks: list, param_columns: Sequence[str],
+                     base_config: dict[str, Any] | None = None) -> tune.RunConfig:
     return tune.RunConfig(
         name=args.name,
         storage_path=args.storage,
-        # Keeps the best checkpoint and the latest (Tune never deletes the latest; --resume restores it).
-        # num_to_keep=1 also makes Tune save the experiment state after every checkpoint: with 2, a
-        # score-ordered deletion (epoch 2 worse than epochs 1 and 3) could remove the checkpoint the saved
-        # state still pointed at, and a resume after a SIGKILL failed on it (tests/faults).
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
-                                                checkpoint_score_order=MODE),
+        # Tune deletes no checkpoint and so never forces a state save per checkpoint: TrialRecords keeps each
+        # trial's latest (resumable) and best (model only) and empties the rest in place (search/retention.py).
+        checkpoint_config=tune.CheckpointConfig(checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE),
         failure_config=tune.FailureConfig(max_failures=args.max_failures),
-        callbacks=[TrialRecords(args.experiment_path), *callbacks],   # each trial's own trial.json
+        # each trial's own trial.json; whether Ctrl+C/SIGTERM interrupted the run
+        callbacks=[TrialRecords(args.experiment_path, base_config), InterruptWatch(), *callbacks],
         progress_reporter=build_progress_reporter(args, param_columns),
         verbose=1,
     )
 
 
 def build_tuner(args: SearchArgs, trainable: Callable, *, base_config: dict[str, Any],
-                callbacks: list, param_columns: Sequence[str]) -> tune.Tuner:
+                param_columns: Sequence[str], callbacks: Sequence = ()) -> tune.Tuner:
     return tune.Tuner(
         trainable,
-        # Constants only: the searcher's sample is merged over them, so a trial's config is
-        # the full flat TrainConfig dict.
-        param_space=dict(base_config),
+        # No constants: Tune keeps a trial's config several times in its state (~1.2 KB each), so it holds only
+        # what the searcher sampled; the trainable and the trial records put the constants back under it.
+        param_space={},
         tune_config=tune.TuneConfig(
             search_alg=build_search_alg(args),
             scheduler=build_scheduler(args),
@@ -95,7 +95,8 @@ def build_tuner(args: SearchArgs, trainable: Callable, *, base_config: dict[str,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
-        run_config=build_run_config(args, callbacks=callbacks, param_columns=param_columns),
+        run_config=build_run_config(args, callbacks=list(callbacks), param_columns=param_columns,
+                                    base_config=base_config),
     )
 
 

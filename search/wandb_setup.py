@@ -1,4 +1,10 @@
-"""Weights & Biases: one run per trial (grouped by experiment) plus one summary run.
+"""Weights & Biases: one run per trial (grouped by experiment), logged from inside the trial, plus one summary run.
+
+Each trial opens its own run in its worker process (``TrialWandb.start``) and logs every epoch's full metrics
+there, so the driver never waits on W&B: no logging actor per trial, no per-result round trip through Tune's
+callback loop (which made a search several times slower). A trial's run id is its trial id (``resume="allow"``:
+a restored trial continues the same run). W&B is optional: a run that cannot start or log prints one warning
+and the trial trains on without it.
 
 Without credentials (no WANDB_API_KEY, no netrc entry) everything runs offline: the runs are
 written under ``<experiment>/wandb/`` and can be uploaded later with ``wandb sync``.
@@ -9,16 +15,15 @@ import glob
 import html
 import netrc
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
-# Ray's own callback (one W&B run per trial, fed from a queue by a logging actor); this module
-# is imported only once a search starts, so importing ray here costs nothing extra.
-from ray.air.integrations.wandb import WandbLoggerCallback
+from ray import tune
 
 from .args import SearchArgs
-from .ray_internals import trials_with_logging_actors, wandb_logging_actor_base
 
 WANDB_SUBDIR = "wandb"   # wandb.init(dir=D) writes D/wandb/<offline-run-...>
 
@@ -34,11 +39,8 @@ def has_credentials() -> bool:
 
 
 def resolve_mode() -> str:
-    """'online' with credentials, else 'offline'; an explicit WANDB_MODE wins.
-
-    Sets WANDB_MODE in THIS (driver) process: Ray's callback checks it here before any trial
-    starts, and would otherwise look for an API key and fail.
-    """
+    """'online' with credentials, else 'offline'; an explicit WANDB_MODE wins. Sets WANDB_MODE in this process
+    (the driver's summary run and the sync hint read it)."""
     mode = os.environ.get("WANDB_MODE", "").lower()
     if mode in ("offline", "disabled", "online"):
         return mode
@@ -53,51 +55,125 @@ def wandb_root(args: SearchArgs) -> str | None:
     return args.experiment_path if args.is_local_storage else None
 
 
-class TeardownLoggingActor(wandb_logging_actor_base()):
-    """Ray's per-trial W&B logging actor, plus an explicit shutdown of the W&B service.
+@dataclass(frozen=True)
+class TrialWandb:
+    """What a trial needs to open its W&B run; travels to the workers with the trainable (plain values only)."""
+    project: str
+    group: str                 # the search's name: every run of one search in one group
+    mode: str                  # online / offline / disabled, resolved on the driver (workers may lack the env)
+    root: str | None           # wandb.init(dir=...); None: the trial's working directory
+    search_experiment: str     # Tune's experiment name of the search; any other (the refit's) logs job type "refit"
 
-    Without it the actor's exit races wandb's atexit hook and prints a "Connection lost"
-    traceback for every trial (the run data is complete either way).
-    """
+    def job_type(self) -> str:
+        return "trial" if tune.get_context().get_experiment_name() == self.search_experiment else "refit"
 
-    def run(self):
+    def start(self, config: Mapping[str, Any]) -> "TrialRun | None":
+        """This trial's run, or None (disabled, or W&B failed: one warning, the trial goes on)."""
+        if self.mode == "disabled":
+            return None
+        context = tune.get_context()
+        trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
+        # wandb's own console lines (sync hints, "Problem finishing run" when Ray ends a stopped trial's worker
+        # mid-finish) would repeat for every trial: our one-line warnings say what matters
+        os.environ.setdefault("WANDB_SILENT", "true")
         try:
-            super().run()
-        finally:
-            self._wandb.teardown()
+            import wandb
+
+            run = wandb.init(project=self.project, group=self.group, job_type=self.job_type(), name=trial_name,
+                             id=trial_id, resume="allow", dir=self.root, mode=self.mode, config=dict(config),
+                             reinit="create_new", settings=wandb.Settings(silent=True, console="off"))
+        except Exception as exc:   # W&B is optional: never end a trial over it
+            _warn(f"trial {trial_id}: W&B run could not start ({type(exc).__name__}: {str(exc)[:200]}); "
+                  "training goes on without it.")
+            return None
+        _teardown_quietly_at_exit()
+        return TrialRun(run, trial_id)
 
 
-class TrialWandbCallback(WandbLoggerCallback):
-    _logger_actor_cls = TeardownLoggingActor
-
-    def on_experiment_end(self, trials, **info):
-        # After Ctrl+C, trials still running never get log_trial_end, so their logging actors
-        # never see END and Ray would wait upload_timeout (30 min) for them: end them first.
-        for trial in trials_with_logging_actors(self):
-            self._signal_logging_actor_stop(trial)
-        super().on_experiment_end(trials, **info)
+_TEARDOWN_REGISTERED: list[bool] = []
 
 
-def make_callback(args: SearchArgs, job_type: str = "trial") -> Any:
-    """Ray's per-trial W&B callback: one run per trial in the experiment's group (job type "trial", or
-    "refit" for the refit stage's runs)."""
-    import wandb
+def _teardown_quietly_at_exit() -> None:
+    """A trial worker keeps one W&B service for all the trials it runs (starting one costs ~0.3 s). When Ray ends
+    the worker it also kills the service, and wandb's own exit hook then prints a "Connection lost" traceback.
+    Registered after that hook, this one runs first (atexit is last-in first-out): it tears W&B down, which
+    unregisters wandb's hook, and swallows the error of a service that is already gone. Every run was finished
+    (or its records written) before, so nothing is lost."""
+    if _TEARDOWN_REGISTERED:
+        return
+    import atexit
 
+    def teardown() -> None:
+        try:
+            import wandb
+
+            wandb.teardown()
+        except Exception:
+            pass
+
+    atexit.register(teardown)
+    _TEARDOWN_REGISTERED.append(True)
+
+
+class TrialRun:
+    """One trial's W&B run: ``log`` every epoch, ``finish`` at the end; a failure turns it off with one warning."""
+
+    def __init__(self, run: Any, trial_id: str) -> None:
+        self.run, self.trial_id = run, trial_id
+
+    def log(self, metrics: Mapping[str, Any], epoch: int) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.log({k: v for k, v in metrics.items() if _loggable(v)}, step=int(epoch))
+        except Exception as exc:
+            _warn(f"trial {self.trial_id}: W&B logging stopped ({type(exc).__name__}: {str(exc)[:200]}); "
+                  "training goes on.")
+            self.run = None
+
+    def finish(self, stopping: bool = False) -> None:
+        """``stopping``: Tune is stopping the trial (SystemExit from tune.report); it does not wait for this
+        thread, so the worker may end mid-finish. Every epoch was logged before, so a failure then is silent."""
+        if self.run is None:
+            return
+        try:
+            self.run.finish()
+        except Exception as exc:
+            if not stopping:
+                _warn(f"trial {self.trial_id}: W&B run did not finish cleanly ({type(exc).__name__}); its epochs "
+                      "are in the run files.")
+        self.run = None
+
+
+def _loggable(value: Any) -> bool:
+    return isinstance(value, (int, float, str)) or value is None
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def trial_wandb(args: SearchArgs) -> TrialWandb | None:
+    """The W&B settings every trial of this search logs with; None with --no-wandb."""
+    if not args.wandb:
+        return None
     mode = resolve_mode()
-    # Passed to wandb.init in each trial's logging actor (whose env may predate our WANDB_MODE).
-    # reinit="finish_previous" is what Ray's deprecated reinit=True means; NOT "create_new": the
-    # actor logs through the global `wandb.run`, which that leaves unset (every log then fails
-    # and Ray restarts the actor, splitting a trial over several runs).
-    kwargs: dict[str, Any] = {"mode": mode, "reinit": "finish_previous",
-                              "settings": wandb.Settings(silent=True)}
     root = wandb_root(args)
     if root is not None:
         Path(root).mkdir(parents=True, exist_ok=True)
-        kwargs["dir"] = root
-    # Offline runs only write local files: finishing never takes long, so do not wait 30 min.
-    timeout = 1800 if mode == "online" else 120
-    return TrialWandbCallback(project=args.wandb_project, group=args.name, job_type=job_type,
-                              log_config=False, upload_timeout=timeout, **kwargs)
+    return TrialWandb(project=args.wandb_project, group=args.name, mode=mode, root=root,
+                      search_experiment=args.name)
+
+
+class RetiredWandbCallback(tune.Callback):
+    """What the ``tuner.pkl`` of a search started before W&B moved into the trials unpickles its W&B callback as:
+    it does nothing (the trials log to W&B themselves now), so such a search still resumes."""
+
+    def __setstate__(self, state: dict) -> None:   # Ray's WandbLoggerCallback state: nothing of it is needed
+        pass
+
+
+TrialWandbCallback = RetiredWandbCallback   # the name older tuner.pkl files refer to
 
 
 def offline_run_dirs(args: SearchArgs) -> list[str]:

@@ -65,7 +65,8 @@ def load_corpus(data: str = "synthetic", format: str | None = None, cache_dir: s
             return with_splits(cached, spec)
     t0 = time.perf_counter()
     raw = load_raw_spec(spec, cache)
-    corpus = build_corpus(raw, content_hash=key, split=spec.split)
+    corpus = build_corpus(raw, content_hash=key, split=spec.split, consume=True)
+    del raw
     corpus.meta["build_seconds"] = round(time.perf_counter() - t0, 3)
     try:
         save_corpus(corpus, cache, key)

@@ -17,7 +17,10 @@ def split_inputs(raw: RawCorpus) -> tuple[list[str], dict[str, list[int]] | None
     return keys, {name: [index[i] for i in ids] for name, ids in raw.splits.items()}
 
 
-def build_corpus(raw: RawCorpus, content_hash: str = "", split: SplitSpec = SplitSpec()) -> MotionCorpus:
+def build_corpus(raw: RawCorpus, content_hash: str = "", split: SplitSpec = SplitSpec(), *,
+                 consume: bool = False) -> MotionCorpus:
+    """Validate and pack ``raw``. ``consume``: drop each item's features once packed, so building never holds
+    the corpus twice (the loader's arrays and the packed one); ``raw`` is then spent."""
     validate_raw(raw)
     lengths = np.fromiter((len(it.features) for it in raw.items), dtype=np.int64, count=len(raw.items))
     offsets = np.zeros(len(raw.items) + 1, dtype=np.int64)
@@ -25,6 +28,8 @@ def build_corpus(raw: RawCorpus, content_hash: str = "", split: SplitSpec = Spli
     frames = np.empty((int(offsets[-1]), raw.layout.dim), dtype=np.float32)
     for i, item in enumerate(raw.items):
         frames[offsets[i]:offsets[i + 1]] = item.features
+        if consume:
+            item.features = frames[offsets[i]:offsets[i + 1]]   # a view: the loader's array can be freed
     keys, explicit = split_inputs(raw)
     return MotionCorpus(
         name=raw.name, ids=[it.id for it in raw.items], frames=frames, offsets=offsets,

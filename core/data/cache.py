@@ -105,14 +105,15 @@ def save_corpus(corpus: MotionCorpus, cache_dir: Path, key: str) -> Path:
         np.save(tmp / "offsets.npy", corpus.offsets.astype(np.int64))
         layout = corpus.layout
         meta = {
-            "name": corpus.name, "ids": corpus.ids, "captions": corpus.captions, "groups": corpus.groups,
+            "name": corpus.name, "ids": list(corpus.ids), "captions": list(corpus.captions),
+            "groups": list(corpus.groups),
             "splits": {k: v.tolist() for k, v in corpus.splits.items()}, "fps": corpus.fps,
             "layout": {"kind": layout.kind, "dim": layout.dim,
                        "mirror_perm": list(layout.mirror_perm) if layout.mirror_perm else None,
                        "mirror_sign": list(layout.mirror_sign) if layout.mirror_sign else None},
             "meta": corpus.meta, "content_hash": corpus.content_hash,
-            "split_keys": corpus.split_keys, "explicit_splits": corpus.explicit_splits,
-            "part_texts": corpus.part_texts,
+            "split_keys": list(corpus.split_keys), "explicit_splits": corpus.explicit_splits,
+            "part_texts": list(corpus.part_texts) if corpus.part_texts is not None else None,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default))
         try:

@@ -8,12 +8,14 @@ the whole corpus as a handful of numpy buffers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
 from .errors import DataError
 from .mirror_text import mirror_caption
 from .splits import ALL_MOTIONS
+from .strings import RaggedStrings, StringTable
 
 
 
@@ -71,25 +73,53 @@ class RawCorpus:
 
 @dataclass
 class MotionCorpus:
-    """A validated, packed dataset. Picklable and cheap to ship to Ray workers."""
+    """A validated, packed dataset, held in numpy arrays only (see ``__reduce__``).
+
+    Given as lists, ``ids``, ``captions``, ``groups``, ``split_keys`` and ``part_texts`` are stored as string
+    tables (core/data/strings.py): two arrays each instead of one Python object per string, so a Ray trial
+    reads the whole corpus zero-copy from the object store and holds no copy of its own.
+    """
     name: str
-    ids: list[str]
-    frames: np.ndarray              # (sum_T, D) float32, all motions concatenated
+    ids: Sequence[str]              # (N,) StringTable
+    frames: np.ndarray              # (sum_T, D) float32, all motions concatenated (memory-mapped from the cache)
     offsets: np.ndarray             # (N + 1,) int64; motion i = frames[offsets[i]:offsets[i+1]]
-    captions: list[list[str]]
-    groups: list[str | None]
+    captions: Sequence[list[str]]   # (N,) RaggedStrings: captions[i] -> list of >= 1 captions
+    groups: Sequence[str | None]    # (N,) RaggedStrings: groups[i] -> label group or None
     splits: dict[str, np.ndarray]   # split -> int64 indices into ids
     fps: float
     layout: FeatureLayout
     meta: dict = field(default_factory=dict)
     content_hash: str = ""          # hash of source + options: identifies this corpus in caches
-    split_keys: list[str] = field(default_factory=list)         # (N,) see core/data/splits.py
+    split_keys: Sequence[str] = field(default_factory=list)      # (N,) StringTable, see core/data/splits.py
     explicit_splits: dict[str, list[int]] | None = None         # the release's split files, as indices
-    part_texts: list[tuple[str, ...] | None] | None = None      # (N,) 5 part texts per motion; None = no parts
+    part_texts: Sequence[tuple[str, ...] | None] | None = None  # (N,) RaggedStrings: 5 part texts or None
+
+    def __post_init__(self):
+        self.ids = StringTable.of(self.ids)
+        self.captions = RaggedStrings.of(self.captions, "list")
+        self.groups = RaggedStrings.of(self.groups, "optional")
+        self.split_keys = StringTable.of(self.split_keys)
+        if self.part_texts is not None:
+            self.part_texts = RaggedStrings.of(self.part_texts, "tuple")
+
+    def __reduce__(self):
+        # A memory-mapped cache gives np.memmap frames, which numpy pickles IN-band (a subclass): every trial
+        # would unpickle its own copy of the whole corpus. Plain ndarray views pickle out-of-band (protocol 5),
+        # so Ray's object store hands each trial a read-only view of one shared copy.
+        state = {k: v for k, v in self.__dict__.items()}
+        state["frames"], state["offsets"] = np.asarray(self.frames), np.asarray(self.offsets)
+        state["splits"] = {k: np.asarray(v) for k, v in self.splits.items()}
+        return _rebuild_corpus, (state,)
 
     @property
     def has_parts(self) -> bool:
-        return bool(self.part_texts) and any(p is not None for p in self.part_texts)
+        return self.part_texts is not None and self.part_texts.any_row()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the corpus is made of (what one shared copy costs)."""
+        tables = [self.ids, self.captions, self.groups, self.split_keys, self.part_texts]
+        return int(self.frames.nbytes + self.offsets.nbytes + sum(t.nbytes for t in tables if t is not None))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -138,7 +168,7 @@ class MotionCorpus:
     def all_texts(self, include_mirrored: bool = False) -> list[str]:
         """Every distinct caption and part text (and its left/right mirror), in a stable order."""
         seen: dict[str, None] = {}
-        parts = [p for p in (self.part_texts or ()) if p is not None]
+        parts = [p for p in (self.part_texts if self.part_texts is not None else ()) if p is not None]
         for caps in [*self.captions, *parts]:
             for c in caps:
                 seen.setdefault(c, None)
@@ -148,7 +178,7 @@ class MotionCorpus:
 
     def summary(self, examples: int = 3) -> dict:
         lens = self.lengths()
-        n_caps = sum(len(c) for c in self.captions)
+        n_caps = len(self.captions.strings)
         groups = {g for g in self.groups if g is not None}
         return {
             "name": self.name,
@@ -168,3 +198,9 @@ class MotionCorpus:
             "example_captions": [self.captions[i][0] for i in range(min(examples, len(self.ids)))],
             "content_hash": self.content_hash,
         }
+
+
+def _rebuild_corpus(state: dict) -> MotionCorpus:
+    corpus = MotionCorpus.__new__(MotionCorpus)
+    corpus.__dict__.update(state)   # already tables and plain arrays: no __post_init__ conversion
+    return corpus

@@ -126,7 +126,7 @@ class _Trainer:
                 "frozen_text_dim": self.frozen.dim if self.frozen else None}
 
     def restore(self, directory: str | Path) -> None:
-        state = read_checkpoint(directory, map_location=self.device)
+        state = read_checkpoint(directory, map_location=self.device, training=True)
         _check_resumable(state["config"], self.flat, str(directory))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -3,4 +3,9 @@ import sys
 
 from core.train_cli import main
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except KeyboardInterrupt:   # outside training (loading data or text features, the final test report)
+    print("\ninterrupted. What --out holds is whole: a started run continues with --resume OUT/last.",
+          file=sys.stderr)
+    sys.exit(130)

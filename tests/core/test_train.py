@@ -49,7 +49,7 @@ def test_reports_every_epoch_with_checkpoint(shared):
     hist = train_retrieval({**TINY, "epochs": 2}, reporter, shared=shared)
     assert [m["epoch"] for m, *_ in seen] == [1, 2] and len(hist) == 2
     metrics, files, shape, cfg = seen[-1]
-    assert files == ["checkpoint.pt", "config.json", "embeddings.npz"]
+    assert files == ["checkpoint.pt", "config.json", "embeddings.npz", "training_state.pt"]
     assert shape == (len(shared.corpus.split("val")), 32) and cfg["hidden_dim"] == 32
     for key in ("recall_at_1", "weighted_recall", "medr", "full_t2m_R1", "small_t2m_R1", "m2t_recall_at_1",
                 "train_loss", "loss_infonce", "alignment_gap", "samples_per_second", "epoch_seconds", "lr"):

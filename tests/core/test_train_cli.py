@@ -21,8 +21,10 @@ def test_smoke_test_writes_metrics_and_checkpoints(tmp_path):
     history = json.loads((out / "metrics.json").read_text())
     assert [m["epoch"] for m in history] == [1, 2]
     assert "loss_uniformity" in history[0] and "recall_at_1" in history[0]
-    for sub in ("best", "last"):
-        assert {p.name for p in (out / sub).iterdir()} == {"checkpoint.pt", "config.json", "embeddings.npz"}
+    # last/ resumes (with the optimizer's state), best/ is for evaluation and ensembles (the model only)
+    assert {p.name for p in (out / "last").iterdir()} == {"checkpoint.pt", "training_state.pt", "config.json",
+                                                           "embeddings.npz"}
+    assert {p.name for p in (out / "best").iterdir()} == {"checkpoint.pt", "config.json", "embeddings.npz"}
     assert "recall_at_1" in proc.stderr + proc.stdout  # the per-epoch table header
     # continue the same run for one more epoch from its last checkpoint
     proc = run("--smoke-test", "--out", str(out), "--set", "loss=aligned", "--epochs", "3",

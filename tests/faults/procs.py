@@ -70,8 +70,19 @@ def kill_all(processes: list[psutil.Process], sig: int = signal.SIGKILL) -> None
     psutil.wait_procs(processes, timeout=10)
 
 
+def record_rows(trial_dir: Path) -> list[dict]:
+    """The reports in a trial's own record (trial.json, rewritten whole on every report, so it is current while
+    the trial runs; Tune buffers result.json), each with the trial's full config under "config"."""
+    try:
+        record = json.loads((Path(trial_dir) / "trial.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [{**row, "config": record.get("config", {})} for row in record.get("epochs", [])]
+
+
 def result_rows(trial_dir: Path) -> list[dict]:
-    """result.json lines of a trial folder (a line being written right now is skipped)."""
+    """result.json lines of a trial folder (a line being written right now is skipped). Tune flushes the file
+    lazily: complete once the search ended; use ``record_rows`` while it runs."""
     path = Path(trial_dir) / "result.json"
     rows = []
     if path.is_file():

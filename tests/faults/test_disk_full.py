@@ -49,7 +49,7 @@ def test_a_search_that_cannot_fit_is_refused_before_ray_starts(small_disk):
         cleanup_env(env)
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-3000:]
-    assert "MiB free, but this search needs at least" in errors[0] and "checkpoints of ~" in errors[0]
+    assert "MiB free, but this search needs at least" in errors[0] and "a whole checkpoint of ~" in errors[0]
     assert "Started a local Ray instance" not in proc.stdout + proc.stderr
     assert list(disk.iterdir()) == []   # nothing written
 

@@ -20,7 +20,7 @@ import pytest
 from search import resolve_args, run
 from spaces import register_space
 from spaces.registry import _SPACES
-from tests.faults.procs import result_rows
+from tests.faults.procs import record_rows, result_rows
 
 SAMPLES, EPOCHS = 3, 3
 DIVERGING_LR, STABLE_LR = 0.9, 3e-4
@@ -47,10 +47,10 @@ class WorkerKiller(threading.Thread):
 
     def target(self) -> tuple[Path, psutil.Process] | None:
         for trial_dir in sorted(self.experiment.glob("trial_*")):
-            rows = result_rows(trial_dir)
+            rows = record_rows(trial_dir)
             if not rows or rows[0]["config"]["lr"] != STABLE_LR:
                 continue
-            saved = [int(p.name.rsplit("_", 1)[1]) for p in trial_dir.glob("checkpoint_*")]
+            saved = [int(p.name.rsplit("_", 1)[1]) for p in trial_dir.glob("checkpoint_*")]   # emptied ones too
             if max(saved, default=EPOCHS) + 1 >= EPOCHS:   # checkpoint_00000K holds epoch K + 1
                 continue
             try:

@@ -25,15 +25,6 @@ def test_an_untested_ray_version_is_named(version):
     assert f"Ray {version} is outside the tested range 2.50-2.60" in str(caught[0].message)
 
 
-def test_the_wandb_internals_are_where_they_were():
-    from ray.air.integrations.wandb import WandbLoggerCallback
-
-    base = ray_internals.wandb_logging_actor_base()
-    assert callable(getattr(base, "run")) and base.__name__ == "_WandbLoggingActor"
-    callback = WandbLoggerCallback(project="p", mode="offline")
-    assert ray_internals.trials_with_logging_actors(callback) == []
-
-
 def test_tunes_state_files_are_named_as_we_read_them(tmp_path):
     """Tune's own constants for the files search/tune_state.py copies."""
     from ray.tune.execution.tune_controller import TuneController

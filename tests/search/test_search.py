@@ -192,11 +192,83 @@ def test_best_config_and_checkpoint_are_retrievable(aligned_search):
     assert outcome.best_metrics["recall_at_1"] == pytest.approx(max(best_r1.values()))
     assert best_r1[outcome.best_trial_id] == pytest.approx(max(best_r1.values()))  # ties allowed
     chosen = next(t for t in analysis.trials if t.trial_id == outcome.best_trial_id)
-    assert chosen.config["loss"] == "aligned" and chosen.config["epochs"] == args.max_epochs
+    record = json.loads((Path(chosen.path) / "trial.json").read_text())   # the full config: Tune's is the sample
+    assert record["config"]["loss"] == "aligned" and outcome.best_config["epochs"] == args.max_epochs
     for key in ("temperature", "mse_weight", "uniformity_weight", "lr", "batch_size"):
-        assert outcome.best_config[key] == pytest.approx(chosen.config[key])
+        assert outcome.best_config[key] == pytest.approx(chosen.config[key]) == pytest.approx(record["config"][key])
+    assert outcome.best_config == record["config"]
+    assert outcome.best_metrics["full_t2m_R1"] is not None and "recall_at_1_lo" in outcome.best_metrics
     assert (Path(outcome.best_checkpoint) / "checkpoint.pt").is_file()
     assert (Path(outcome.experiment_path) / "search_args.json").is_file()
+
+
+# Keys Tune adds to every result itself (ray.tune.result): they stay in its state whatever a trial reports.
+TUNE_KEYS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id", "date",
+             "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "config", "time_since_restore",
+             "iterations_since_restore", "experiment_tag"}
+
+
+def test_tunes_state_holds_the_lean_keys_and_the_records_hold_every_metric(aligned_search):
+    """Tune's experiment state keeps every reported key several times per trial: trials report only what the
+    scheduler, the searcher and the progress table read; the full metrics live in trial.json."""
+    from search.trainable import LEAN_KEYS
+
+    args, outcome = aligned_search
+    exp = Path(outcome.experiment_path)
+    state_file = max(exp.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    entries = json.loads(state_file.read_text())["trial_data"]
+    for trial_json, meta_json in entries:
+        meta, trial = json.loads(meta_json), json.loads(trial_json)
+        assert set(meta["last_result"]) - TUNE_KEYS <= set(LEAN_KEYS), sorted(meta["last_result"])
+        assert set(meta["metric_analysis"]) - TUNE_KEYS <= set(LEAN_KEYS), sorted(meta["metric_analysis"])
+        # what the searcher sampled, not the ~45 constants (data, max_frames, ...) again for every trial
+        assert "lr" in trial["config"] and not {"data", "max_frames", "hidden_dim"} & set(trial["config"])
+    assert state_file.stat().st_size / len(entries) < 20_000   # was ~66 KB per trial with every key reported
+    for trial in trials_of(outcome.experiment_path):
+        record = json.loads((Path(trial.path) / "trial.json").read_text())
+        assert len(record["config"]) > 40 and record["config"]["loss"] == "aligned"
+        for row in record["epochs"]:
+            for key in ("full_t2m_R1", "m2t_recall_at_1", "recall_at_1_lo", "epoch_seconds", "train_loss", "ray_node_id"):
+                assert key in row, (trial.trial_id, key)
+
+
+def test_checkpoints_are_kept_by_purpose(aligned_search):
+    """The latest checkpoint of a trial resumes (training state), its best holds the model only, the rest are
+    emptied in place (search/retention.py); results/ picks the best model."""
+    from core.checkpoint import TRAINING_STATE_FILE, is_intact
+
+    args, outcome = aligned_search
+    for trial in trials_of(outcome.experiment_path):
+        record = json.loads((Path(trial.path) / "trial.json").read_text())
+        names = [e["checkpoint_dir_name"] for e in record["epochs"]]
+        best = max(record["epochs"], key=lambda e: (e["recall_at_1"], -e["epoch"]))["checkpoint_dir_name"]
+        latest = Path(trial.path) / names[-1]
+        assert is_intact(latest, resumable=True)
+        for name in names[:-1]:
+            folder = Path(trial.path) / name
+            assert folder.is_dir()   # never removed: an older experiment state may name it
+            if name == best:
+                assert is_intact(folder) and not (folder / TRAINING_STATE_FILE).exists()
+            else:
+                assert not (folder / "checkpoint.pt").exists() and (folder / "retired.json").is_file()
+    assert Path(outcome.best_checkpoint).name == max(
+        json.loads((Path(outcome.best_checkpoint).parent / "trial.json").read_text())["epochs"],
+        key=lambda e: (e["recall_at_1"], -e["epoch"]))["checkpoint_dir_name"]
+
+
+def test_wandb_logs_from_inside_the_trials_not_through_a_driver_actor(aligned_search):
+    """No Ray W&B callback (a logging actor and a queue actor per trial, fed from the driver's loop): the
+    trainable carries the W&B settings and each trial opens its own run."""
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    from search.tuner import build_run_config
+    from search.wandb_setup import TrialWandb, trial_wandb
+
+    args, _ = aligned_search
+    run_config = build_run_config(args, callbacks=[], param_columns=[])
+    assert not any(isinstance(c, WandbLoggerCallback) for c in run_config.callbacks)
+    target = trial_wandb(args)
+    assert isinstance(target, TrialWandb) and target.mode == "offline" and target.group == args.name
 
 
 def test_every_trial_keeps_its_own_record_and_results_need_no_tune_state(aligned_search, tmp_path):
@@ -282,8 +354,9 @@ def test_second_space_runs_fifo_random_with_wandb_off(ray_local, tmp_path):
     trials = trials_of(outcome.experiment_path)
     assert len(trials) == 4 and all(t.status == "TERMINATED" for t in trials)
     assert all(epochs_of(Path(t.path)) == [1, 2] for t in trials)   # FIFO: nobody stopped early
-    assert all(t.config["vae"] is True and t.config["loss"] == "temos" for t in trials)
-    assert all(t.config["max_frames"] == SMOKE_OVERRIDES["max_frames"] for t in trials)
+    assert all(t.config["vae"] is True and t.config["loss"] == "temos" for t in trials)   # the space's own values
+    configs = [json.loads((Path(t.path) / "trial.json").read_text())["config"] for t in trials]   # + the constants
+    assert all(c["max_frames"] == SMOKE_OVERRIDES["max_frames"] and c["vae"] is True for c in configs)
     assert not (Path(outcome.experiment_path) / "wandb").exists()
     assert outcome.best_config["loss"] == "temos"
 
@@ -406,7 +479,9 @@ def test_restored_trial_resumes_from_tunes_checkpoint(adapter, tmp_path):
     train_trial = install(fake)
     import torch
 
-    torch.save({"epoch": 3}, tmp_path / "checkpoint.pt")   # a whole checkpoint (a cut-off one: tests/search/test_tune_state.py)
+    # a whole, resumable checkpoint (a cut-off or stripped one: tests/search/test_tune_state.py)
+    torch.save({"epoch": 3}, tmp_path / "checkpoint.pt")
+    torch.save({"optimizer": {}, "scheduler": {}}, tmp_path / "training_state.pt")
     state["checkpoint"] = tune.Checkpoint.from_directory(str(tmp_path))
     train_trial({"lr": 1e-4}, shared="SHARED")
     call = fake.calls[0]

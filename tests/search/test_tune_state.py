@@ -102,9 +102,11 @@ def test_the_keeper_thread_snapshots_at_the_end(tmp_path):
 
 
 def save_zip(directory: Path) -> Path:
-    directory.mkdir(parents=True)
-    torch.save({"epoch": 1, "w": torch.zeros(1000)}, directory / "checkpoint.pt")
-    return directory
+    """A checkpoint as core.train writes it: weights in checkpoint.pt, the optimizer in training_state.pt."""
+    from core.checkpoint import save_checkpoint
+
+    return save_checkpoint(directory, {"epoch": 1, "model": {"w": torch.zeros(1000)},
+                                       "optimizer": {"state": {}}, "scheduler": {}, "bad_epochs": 0}, {}, None)
 
 
 def test_a_cut_off_or_missing_checkpoint_falls_back_to_the_newest_whole_one(tmp_path):
@@ -115,6 +117,18 @@ def test_a_cut_off_or_missing_checkpoint_falls_back_to_the_newest_whole_one(tmp_
     cut(torn / "checkpoint.pt")
     assert usable_checkpoint(str(torn)) == str(whole)
     assert usable_checkpoint(str(tmp_path / "checkpoint_000003")) == str(whole)   # deleted by Tune
+
+
+def test_a_checkpoint_kept_for_inference_only_is_not_resumed_from(tmp_path):
+    """search/retention.py drops the training state of a trial's older checkpoints once a newer one is stored; a
+    Tune state saved before that names the older one, and the trial continues from the newer instead."""
+    from core.checkpoint import TRAINING_STATE_FILE, is_intact, strip_training_state
+
+    best = save_zip(tmp_path / "checkpoint_000000")
+    latest = save_zip(tmp_path / "checkpoint_000001")
+    assert strip_training_state(best) > 0 and not (best / TRAINING_STATE_FILE).exists()
+    assert is_intact(best) and not is_intact(best, resumable=True) and is_intact(latest, resumable=True)
+    assert usable_checkpoint(str(best)) == str(latest)
 
 
 def test_no_whole_checkpoint_is_one_clear_error(tmp_path):
