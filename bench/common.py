@@ -240,18 +240,18 @@ class ProcessTreeSampler(threading.Thread):
                 name = p.name()
                 if self.pss_available:
                     info = p.memory_full_info()
-                    rss, pss = info.rss, getattr(info, "pss", None)
+                    rss, pss, uss = info.rss, getattr(info, "pss", None), getattr(info, "uss", info.rss)
                     if pss is None:
                         self.pss_available = False
                         pss = rss
                 else:
-                    rss = pss = p.memory_info().rss
+                    rss = pss = uss = p.memory_info().rss
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
             except psutil.AccessDenied:   # smaps unreadable: fall back to RSS for the rest of the run
                 self.pss_available = False
                 continue
-            self._note_process(p, pss, rss)
+            self._note_process(p, pss, rss, uss)
             total += pss
             rss_total += rss
             by_name[name] += pss
@@ -263,7 +263,7 @@ class ProcessTreeSampler(threading.Thread):
             self.peak_bytes, self.peak_processes = total, len(procs)
             self.peak_breakdown = {f"{k} x{count[k]}": round(v / 2**20, 1) for k, v in by_name.most_common(8)}
 
-    def _note_process(self, p, pss: int, rss: int) -> None:
+    def _note_process(self, p, pss: int, rss: int, uss: int) -> None:
         import psutil
 
         try:
@@ -274,18 +274,29 @@ class ProcessTreeSampler(threading.Thread):
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return
         role = process_role(cmd, p.pid == self.root.pid)
-        entry = self.per_process.setdefault(key, {"cmd": cmd, "role": role, "peak_pss": 0, "peak_rss": 0})
+        entry = self.per_process.setdefault(key, {"cmd": cmd, "role": role, "peak_pss": 0, "peak_rss": 0,
+                                                  "peak_uss": 0, "pss_samples": []})
         if ROLE_RANK.get(role, 0) > ROLE_RANK.get(entry["role"], 0):
             entry.update(cmd=cmd, role=role)
         entry["peak_pss"] = max(entry["peak_pss"], pss)
         entry["peak_rss"] = max(entry["peak_rss"], rss)
+        entry["peak_uss"] = max(entry["peak_uss"], uss)   # private memory: what a copy of shared data would show in
+        entry["pss_samples"].append(pss)
 
-    def peaks_by_role(self) -> dict[str, list[float]]:
-        """role -> every such process's own peak PSS (MiB), largest first."""
+    def peaks_by_role(self, kind: str = "peak_pss") -> dict[str, list[float]]:
+        """role -> every such process's own peak PSS (or ``kind``: peak_uss, peak_rss; MiB), largest first."""
         out: dict[str, list[float]] = {}
         for entry in self.per_process.values():
-            out.setdefault(entry["role"], []).append(round(entry["peak_pss"] / 2**20, 1))
+            out.setdefault(entry["role"], []).append(round(entry[kind] / 2**20, 1))
         return {role: sorted(values, reverse=True) for role, values in sorted(out.items())}
+
+    def median_pss(self, role: str) -> float:
+        """The median PSS (MiB) over the samples of the largest process of ``role`` (its steady state)."""
+        entries = [e for e in self.per_process.values() if e["role"] == role and e["pss_samples"]]
+        if not entries:
+            return 0.0
+        values = sorted(max(entries, key=lambda e: e["peak_pss"])["pss_samples"])
+        return values[len(values) // 2] / 2**20
 
     @property
     def cpu_seconds(self) -> float:

@@ -73,11 +73,14 @@ def run_measured(repo: Path, flags: list[str], cwd: Path, env: dict[str, str], i
     if rc != 0:
         print(text[-4000:])
         raise SystemExit(f"{label}: run_search.py exited with {rc}; log: {log_path}")
-    roles = sampler.peaks_by_role()
+    roles, private = sampler.peaks_by_role(), sampler.peaks_by_role("peak_uss")
     return {"label": label, "wall_s": wall, "rc": rc, "log": str(log_path),
             "total_peak_pss_mib": sampler.peak_bytes / MIB, "peaks_by_role_mib": roles,
+            "peak_uss_by_role_mib": private,
             "driver_peak_pss_mib": (roles.get("driver") or [0.0])[0],
+            "driver_median_pss_mib": sampler.median_pss("driver"),
             "trial_worker_peak_pss_mib": (roles.get("trial worker") or [0.0])[0],
+            "trial_worker_peak_uss_mib": (private.get("trial worker") or [0.0])[0],
             "logging_actors_seen": len(roles.get("W&B logging actor", [])),
             "slow_operation_warnings": len(SLOW_OP.findall(text)),
             "memory_kind": "PSS" if sampler.pss_available else "RSS", "cpu_s": sampler.cpu_seconds,
@@ -139,20 +142,29 @@ def part_memory(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list
         run.update(n=n, corpus_mib=corpus_mib(cache), **experiment_facts(cwd / "experiments" / f"mem-{n}"))
         runs.append(run)
         print(f"  (a) n={n}: corpus {run['corpus_mib']:.0f} MiB, trial worker {run['trial_worker_peak_pss_mib']:.0f} "
-              f"MiB, driver {run['driver_peak_pss_mib']:.0f} MiB, total {run['total_peak_pss_mib']:.0f} MiB PSS", flush=True)
+              f"MiB PSS ({run['trial_worker_peak_uss_mib']:.0f} private), driver {run['driver_peak_pss_mib']:.0f} MiB "
+              f"(median {run['driver_median_pss_mib']:.0f}), total {run['total_peak_pss_mib']:.0f} MiB PSS", flush=True)
     small, large = runs[0], runs[-1]
     d_corpus = large["corpus_mib"] - small["corpus_mib"]
-    slope = (large["trial_worker_peak_pss_mib"] - small["trial_worker_peak_pss_mib"]) / d_corpus if d_corpus else None
+
+    def slope_of(key: str) -> float:
+        return (large[key] - small[key]) / d_corpus if d_corpus else float("nan")
+
+    slope, private_slope = slope_of("trial_worker_peak_pss_mib"), slope_of("trial_worker_peak_uss_mib")
+    total_slope = slope_of("total_peak_pss_mib")
     extra_gb = (large["trial_worker_peak_pss_mib"] - small["trial_worker_peak_pss_mib"]) / 1024
     driver_over = (large["driver_peak_pss_mib"] - large["corpus_mib"]) / 1024
     rows = [
         row("Scale (a) trial-worker peak PSS, 1x -> 4x corpus", "slope ~0; <= +0.5 GB beyond the model",
             f"{small['trial_worker_peak_pss_mib']:.0f} -> {large['trial_worker_peak_pss_mib']:.0f} MiB for a corpus of "
-            f"{small['corpus_mib']:.0f} -> {large['corpus_mib']:.0f} MiB (slope {slope:+.3f} MiB per corpus MiB)",
+            f"{small['corpus_mib']:.0f} -> {large['corpus_mib']:.0f} MiB (slope {slope:+.3f} MiB per corpus MiB; its "
+            f"private part {small['trial_worker_peak_uss_mib']:.0f} -> {large['trial_worker_peak_uss_mib']:.0f} MiB, "
+            f"slope {private_slope:+.3f}); all processes {small['total_peak_pss_mib']:.0f} -> "
+            f"{large['total_peak_pss_mib']:.0f} MiB ({total_slope:.2f} corpus copies)",
             slope, extra_gb <= GOAL_EXTRA_PER_TRIAL_GB, ratio_text=f"{slope:+.3f}/MiB"),
         row("Scale (a) driver peak PSS at 4x corpus", "<= corpus + 1.5 GB",
             f"{large['driver_peak_pss_mib']:.0f} MiB, corpus {large['corpus_mib']:.0f} MiB "
-            f"(corpus + {driver_over:.2f} GB); total of all processes {large['total_peak_pss_mib']:.0f} MiB",
+            f"(corpus + {driver_over:.2f} GB; median over the run {large['driver_median_pss_mib']:.0f} MiB)",
             driver_over, driver_over <= 1.5, ratio_text=f"corpus + {driver_over:.2f} GB"),
         row("Scale (a) checkpoint bytes per trial, default model", "(report)",
             f"{large['checkpoint_mib_per_trial']:.1f} MiB per one-epoch trial", None, None),

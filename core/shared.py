@@ -8,9 +8,9 @@ read-only: nothing here may be modified or copied whole in a trial (tests/core/t
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -18,7 +18,8 @@ from .config import ConfigError, TextConfig, TrainConfig
 from .data import MotionCorpus, load_corpus
 from .data.parts import can_split
 from .registry import MOTION_ENCODERS
-from .data.cache import default_cache_dir
+from .data.cache import default_cache_dir, release_pages
+from .data.chunks import DeferredArray, FrameChunks
 from .text import FrozenTextFeatures, build_frozen_text_features, sentence_embedding_config
 
 
@@ -53,6 +54,33 @@ class SharedInputs:
     def sentence_features(self, text_cfg: TextConfig, progress: bool = False) -> FrozenTextFeatures:
         """Mean-pooled sentence embeddings used by TMR's negative filtering."""
         return self.frozen_features(sentence_embedding_config(text_cfg.text_max_tokens), progress)
+
+    def published(self, put: Callable[[np.ndarray], Any]) -> "SharedInputs":
+        """A copy whose big arrays are in a shared store: ``put(array) -> handle`` (search/ passes ``ray.put``).
+        The frames go block by block (core/data/chunks.py), each block's memory-mapped cache pages dropped from
+        this process once it is stored, so the driver never holds the corpus twice. Text features go whole (also
+        released when memory-mapped). The result pickles small; a trial calls ``resolved(get)``."""
+        def store(array: np.ndarray) -> Any:
+            handle = put(np.asarray(array))
+            release_pages(array)
+            return handle
+
+        corpus = self.corpus
+        frames = FrameChunks.split(corpus.frames, corpus.offsets) if isinstance(corpus.frames, np.ndarray) \
+            else corpus.frames
+        published_corpus = replace(corpus, frames=frames.map(store))
+        features = {k: replace(f, features=DeferredArray(store(f.features), f.features.shape, f.features.dtype))
+                    for k, f in self.text_features.items()}
+        return replace(self, corpus=published_corpus, text_features=features)
+
+    def resolved(self, get: Callable[[Any], np.ndarray]) -> "SharedInputs":
+        """The published inputs with every handle turned into its (read-only, shared) array: ``get`` is ray.get."""
+        corpus = self.corpus
+        if isinstance(corpus.frames, FrameChunks):
+            corpus = replace(corpus, frames=corpus.frames.map(lambda p: p if isinstance(p, np.ndarray) else get(p)))
+        features = {k: replace(f, features=get(f.features.handle)) if isinstance(f.features, DeferredArray) else f
+                    for k, f in self.text_features.items()}
+        return replace(self, corpus=corpus, text_features=features)
 
     def precompute(self, config: Mapping[str, Any], progress: bool = True) -> "SharedInputs":
         """Compute (or read from the cache) the text features the config's trials will need."""

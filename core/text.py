@@ -256,7 +256,8 @@ class FrozenTextFeatures:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["features"] = np.asarray(self.features)   # not np.memmap, which pickles in-band (a copy per trial)
+        if isinstance(self.features, np.ndarray):   # not np.memmap, which pickles in-band (a copy per trial)
+            state["features"] = np.asarray(self.features)
         return state
 
     def __len__(self) -> int:

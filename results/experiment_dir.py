@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from results.errors import ResultsError
-from results.trial_record import FINAL_STATUSES, RECORD_FILE, read_record
+from results.trial_record import CONTINUED, FINAL_STATUSES, RECORD_FILE, read_record
 
 STATE_GLOB = "experiment_state-*.json"
 TRIAL_FILES = (RECORD_FILE, "params.json", "result.json", "progress.csv", "error.txt")
@@ -118,8 +118,8 @@ def read_experiment(experiment_dir: str | Path) -> ExperimentDir:
             claimed.add(trial_dir)
         trials[trial_id] = _merge(trial_id, entry, trial_dir, own.get(trial_dir), warnings)
     for trial_dir in dirs:
-        if trial_dir in claimed:
-            continue
+        if trial_dir in claimed or (own[trial_dir] or {}).get("status") == CONTINUED:
+            continue   # a continued trial's epochs are in the record of the trial that continued it
         rows = _read_rows(trial_dir, own[trial_dir], warnings)
         trial_id = _trial_id_of(trial_dir, rows)
         if trial_id is None or trial_id in trials:

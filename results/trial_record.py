@@ -21,6 +21,9 @@ REPORT_FILE = "report.json"
 RETIRED_FILE = "retired.json"
 RECORD_FORMAT = "motion-retrieval-search/trial@1"
 FINAL_STATUSES = frozenset({"TERMINATED", "ERROR"})
+# A trial a killed driver left, continued by a trial of the resumed search (same study trial, same params): its
+# record names it in "continued_as", and the continuing record holds its epochs. Not a trial of its own.
+CONTINUED = "CONTINUED"
 
 
 def record_row(result: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """``run_search.py`` entry: flags -> SearchArgs (all validated before Ray starts) -> search.run."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from core.config import ConfigError
@@ -45,8 +47,19 @@ def args_from_argv(argv: Sequence[str] | None = None) -> SearchArgs | None:
     return check_resume_compatible(stored, given, storage=located.storage)
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM (``kill``, a scheduler's preemption) stops the driver like Ctrl+C from the first moment: one line,
+    exit 130. Once Ray runs, search/run.py turns it into SIGINT, which Tune handles itself."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = None
+    stop_on_sigterm()
     try:
         args = args_from_argv(argv)
         if args is None:
@@ -58,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"run_search.py: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:   # Ctrl+C / SIGTERM outside Tune's own handling (start-up, refit plan, ensemble)
-        where = f" --name {args.name} --storage {args.storage}" if args is not None else ""
-        print(f"\ninterrupted. Continue with:\n  python run_search.py --resume{where}", file=sys.stderr)
+        if args is not None and storage.exists(storage.join(args.experiment_path, storage.ARGS_FILE)):
+            print(f"\ninterrupted. Continue with:\n  python run_search.py --resume --name {args.name} "
+                  f"--storage {args.storage}", file=sys.stderr)
+        else:
+            print("\ninterrupted before the search started: nothing to resume. Run the same command again.",
+                  file=sys.stderr)
         return 130
     return 130 if outcome.interrupted else 0

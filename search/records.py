@@ -12,10 +12,11 @@ from typing import Any
 
 from ray import tune
 
-from results.trial_record import FINAL_STATUSES, RECORD_FILE, RECORD_FORMAT, REPORT_FILE, record_row
+from results.trial_record import CONTINUED, FINAL_STATUSES, RECORD_FILE, RECORD_FORMAT, REPORT_FILE, record_row
 
 from . import storage
 from .retention import apply_retention
+from .study import CONTINUES_KEY, STOPPED_KEY
 
 
 def trial_folder(trial, experiment_path: str) -> str:
@@ -76,14 +77,35 @@ class TrialRecords(tune.Callback):
     def _record(self, trial) -> dict[str, Any]:
         record = self._records.get(trial.trial_id)
         if record is None:
+            sampled = {k: v for k, v in trial.config.items() if k not in (CONTINUES_KEY, STOPPED_KEY)}
             record = self._records[trial.trial_id] = {
-                "format": RECORD_FORMAT, "trial_id": trial.trial_id, "config": {**self.base_config, **trial.config},
+                "format": RECORD_FORMAT, "trial_id": trial.trial_id, "config": {**self.base_config, **sampled},
                 "start_time": time.time(), "epochs": [], "num_failures": 0}
             previous = _read_existing(self._target(trial))   # a resumed trial keeps its earlier epochs
             if previous is not None:
                 for key in ("start_time", "epochs", "num_failures"):
                     record[key] = previous.get(key, record[key])
+            elif isinstance(trial.config.get(CONTINUES_KEY), str):
+                self._take_over(trial, record, trial.config[CONTINUES_KEY])
         return record
+
+    def _take_over(self, trial, record: dict[str, Any], earlier_id: str) -> None:
+        """This trial continues one a killed driver left (search/study.py: same study trial, same params): its
+        record starts with the earlier one's epochs (their checkpoints stay in the earlier folder), and the
+        earlier record says where it went, so results/ lists the trial once."""
+        earlier = storage.join(storage.join(self.experiment_path, f"trial_{earlier_id}"), RECORD_FILE)
+        old = _read_existing(earlier)
+        if old is None:
+            return
+        folder = f"../trial_{earlier_id}"
+        record.update(continues=earlier_id, start_time=old.get("start_time", record["start_time"]),
+                      epochs=[{**e, "checkpoint_dir_name": f"{folder}/{e['checkpoint_dir_name']}"}
+                              if isinstance(e.get("checkpoint_dir_name"), str) else e for e in old["epochs"]])
+        old.update(status=CONTINUED, continued_as=trial.trial_id, updated=time.time())
+        try:
+            storage.write_json(earlier, old)
+        except OSError:
+            pass
 
     def _full_report(self, trial, result: dict[str, Any]) -> dict[str, Any]:
         name = result.get("checkpoint_dir_name")

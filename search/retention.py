@@ -46,7 +46,8 @@ def apply_retention(folder: Path, epochs: list[dict[str, Any]], newest: str, kee
     best_name = best["checkpoint_dir_name"] if best else None
     freed = 0
     for checkpoint in folder.glob("checkpoint_*"):
-        if checkpoint.name == newest or not checkpoint.is_dir() or (checkpoint / RETIRED_FILE).exists():
+        retired = (checkpoint / RETIRED_FILE).exists()
+        if checkpoint.name == newest or not checkpoint.is_dir() or (retired and len(list(checkpoint.iterdir())) == 1):
             continue
         if checkpoint.name == best_name:
             freed += strip_training_state(checkpoint)
@@ -56,9 +57,16 @@ def apply_retention(folder: Path, epochs: list[dict[str, Any]], newest: str, kee
 
 
 def retire(checkpoint: Path, newest: str) -> int:
-    """Empty a superseded checkpoint folder, leaving only a note (the folder stays: see the module doc)."""
+    """Empty a superseded checkpoint folder, leaving only a note (the folder stays: see the module doc). The note
+    comes first: a driver killed halfway leaves a folder marked retired, never one that looks like a model."""
+    try:
+        (checkpoint / RETIRED_FILE).write_text(json.dumps({"superseded_by": newest, "time": time.time()}))
+    except OSError:   # read-only or full: leave it whole rather than half-emptied and unmarked
+        return 0
     freed = 0
     for entry in list(checkpoint.iterdir()):
+        if entry.name == RETIRED_FILE:
+            continue
         try:
             if entry.is_dir():
                 size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
@@ -67,10 +75,6 @@ def retire(checkpoint: Path, newest: str) -> int:
                 size = entry.stat().st_size
                 entry.unlink()
             freed += size
-        except OSError:   # a parallel retire, or a read-only folder: what is left stays usable or is retried
+        except OSError:   # a parallel retire, or a read-only folder: what is left stays unused
             continue
-    try:
-        (checkpoint / RETIRED_FILE).write_text(json.dumps({"superseded_by": newest, "time": time.time()}))
-    except OSError:
-        pass
     return freed

@@ -16,7 +16,7 @@ from .args import ArgsError, SearchArgs
 from .study import StudyStorageError, check_study, upload_study
 from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
 from .diskspace import check_free_space, checkpoint_bytes, disk_full_error, is_disk_full, storage_nearly_full
-from .interrupt import INTERRUPTED
+from .interrupt import INTERRUPTED, python_handles_ctrl_c
 from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
 from .ray_internals import EXPERIMENT_STATE_GLOB, use_legacy_progress_reporter
@@ -32,12 +32,9 @@ def check_experiment_location(args: SearchArgs) -> None:
 
     path = args.experiment_path
     if args.resume:
-        if not tune.Tuner.can_restore(path):
-            # search_args.json exists (the CLI checked): the driver died before Tune's first save.
-            raise ArgsError(f"--resume: experiment {args.name!r} at {path} has no Tune state to continue "
-                            f"(no {EXPERIMENT_STATE_GLOB}: its driver stopped before Tune saved any). "
-                            f"Fix: delete {path} and start it again without --resume, or use another --name.")
-        torn = unrecoverable_state(Path(path)) if args.is_local_storage else None
+        # No Tune state (search_args.json exists, the CLI checked): the driver died before Tune's first save; the
+        # search starts again in place (fit_search), and the study's trials continue (search/study.py).
+        torn = unrecoverable_state(Path(path)) if args.is_local_storage and tune.Tuner.can_restore(path) else None
         if torn is not None:   # Tune would silently start over
             raise ArgsError(f"--resume: {torn} is cut off (a full disk or a killed copy) and no complete copy of "
                             "Tune's state was kept, so Tune cannot continue this search. Its finished trials stay "
@@ -122,13 +119,18 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
         check_cluster(args)
         if not args.resume:  # what --resume rebuilds the search from; written once all is good
             storage.write_json(storage.join(args.experiment_path, storage.ARGS_FILE), args.to_json())
-        trainable = build_trainable(args, shared, base)
-        del shared  # the object store holds it now
+        import ray
+
+        # Into Ray's object store block by block (the driver's cache pages dropped as they go); every trial of a
+        # node then reads this one copy through read-only views.
+        trainable = build_trainable(args, shared.published(ray.put), base)
+        del shared
         if finished is None:
             with disk_full_named(args, per_checkpoint), keeping_last_good_state(args.experiment_path):
                 try:
                     grid = fit_search(args, trainable, base, param_columns)
                 finally:
+                    python_handles_ctrl_c()
                     upload_study(args)   # cloud storage: the study travels with the experiment
             if grid.num_errors and storage_nearly_full(args, per_checkpoint):   # trials failed writing
                 raise disk_full_error(args, per_checkpoint)
@@ -139,7 +141,10 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
         outcome.seconds["search"] = time.perf_counter() - t0
         if not outcome.interrupted and args.refit_top_k > 0:
             with disk_full_named(args, per_checkpoint):
-                _, refit_grid, outcome.interrupted = run_refit(args, trainable, trials)
+                try:
+                    _, refit_grid, outcome.interrupted = run_refit(args, trainable, trials)
+                finally:
+                    python_handles_ctrl_c()
             if refit_grid is not None and refit_grid.num_errors and storage_nearly_full(args, per_checkpoint):
                 raise disk_full_error(args, per_checkpoint)
             outcome.seconds["refit"] = time.perf_counter() - t0 - outcome.seconds["search"]
@@ -173,10 +178,16 @@ def sigterm_stops_like_ctrl_c() -> None:
 
 
 def fit_search(args: SearchArgs, trainable, base: dict[str, Any], param_columns: list[str]):
-    if args.resume:
+    from ray import tune
+
+    if args.resume and tune.Tuner.can_restore(args.experiment_path):
         print(f"resuming {args.experiment_path}", flush=True)
         tuner = restore_tuner(args, trainable)
     else:
+        if args.resume:
+            print(f"resuming {args.experiment_path}: its driver stopped before Tune saved any state; the search "
+                  f"starts again in place ({EXPERIMENT_STATE_GLOB} absent), and trials it had begun continue.",
+                  flush=True)
         tuner = build_tuner(args, trainable, base_config=base, param_columns=param_columns)
     return tuner.fit()
 

@@ -39,6 +39,10 @@ from spaces import get_space, sample_space
 log = logging.getLogger(__name__)
 RAY_TRIAL_ATTR = "ray_trial_id"
 FINISHED_KEY = "finished"        # reported by core.train: True on the epoch after which the trainer stops itself
+# In a suggested config (never in a training config: search/trainable.py takes them out): the Ray trial of an
+# earlier driver session this trial takes over, and whether the study had already finished it (see ``suggest``).
+CONTINUES_KEY = "_continues_trial"
+STOPPED_KEY = "_continues_stopped"
 
 
 def search_study_storage(args) -> str:
@@ -148,11 +152,12 @@ class StudySearcher(Searcher):
         self._steps: dict[str, int] = {}            # Ray trial id -> last reported epoch
         self._study: optuna.Study | None = None
         self._handles: dict[str, optuna.Trial] = {}
+        self._orphans: list[int] | None = None      # asked trials no Ray trial of this run holds (None: not looked)
 
     # ------------------------------------------------------------------ pickling: no open connection
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_study"], state["_handles"] = None, {}
+        state["_study"], state["_handles"], state["_orphans"] = None, {}, None
         return state
 
     @property
@@ -181,12 +186,42 @@ class StudySearcher(Searcher):
         return True   # metric and mode are ours (given at construction); the param_space constants are merged by Tune
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        orphan = self._next_orphan()
+        if orphan is not None:
+            return self._continue(trial_id, orphan)
         trial = self.study.ask()
         trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
         sample = sample_space(get_space(self.space), trial)
         self._numbers[trial_id] = trial.number
         self._handles[trial_id] = trial
         return sample
+
+    def _next_orphan(self) -> int | None:
+        """The next study trial (in number order) that no Ray trial of this run holds: asked by a driver session
+        that was killed before Tune saved a state listing it. It is handed out again before anything new is
+        asked, so a killed and resumed search runs the same trials as an uninterrupted one."""
+        if self._orphans is None:
+            known = set(self._numbers.values())
+            # FAIL ones (a crash before any epoch) are left: Optuna ignores them, the search asks anew
+            self._orphans = [t.number for t in self.study.get_trials(deepcopy=False)
+                             if t.number not in known and t.state != optuna.trial.TrialState.FAIL]
+            if self._orphans:
+                log.warning("search: %d trial(s) of the study were started after the last saved search state "
+                            "(a killed driver); they continue as new Ray trials: %s", len(self._orphans),
+                            self._orphans)
+        return self._orphans.pop(0) if self._orphans else None
+
+    def _continue(self, trial_id: str, number: int) -> dict[str, Any]:
+        """A Ray trial for an orphaned study trial: its params again, and which trial folder it takes over."""
+        frozen = self.study.trials[number]
+        previous = frozen.user_attrs.get(RAY_TRIAL_ATTR)
+        sample = sample_space(get_space(self.space), optuna.trial.FixedTrial(frozen.params, number=number))
+        self._numbers[trial_id] = number
+        if not frozen.state.is_finished():
+            handle = optuna.trial.Trial(self.study, frozen._trial_id)   # as in _handle: the live trial
+            handle.set_user_attr(RAY_TRIAL_ATTR, trial_id)
+            self._handles[trial_id] = handle
+        return {**sample, CONTINUES_KEY: previous, STOPPED_KEY: frozen.state.is_finished()} if previous else sample
 
     def _report(self, trial_id: str, result: dict) -> None:
         value, step = result.get(self.metric), result.get("epoch", result.get("training_iteration"))
@@ -234,14 +269,8 @@ class StudySearcher(Searcher):
             pickle.dump(self.__getstate__(), f)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Reload the map; trials the study holds as RUNNING that the saved map does not know were asked after
-        Tune last saved its state (a killed driver): no Ray trial will report them, so they become FAIL."""
+        """Reload the map. Study trials the saved map does not know were asked after Tune last saved its state
+        (a killed driver): ``suggest`` hands them out again (``_next_orphan``)."""
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
-        known = set(self._numbers.values())
-        orphans = [t.number for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-                   if t.number not in known]
-        for number in orphans:
-            self.study.tell(number, state=optuna.trial.TrialState.FAIL)
-        if orphans:
-            log.warning("Optuna trial(s) %s were started after the last saved search state; marked FAIL.", orphans)
+        self._orphans = None

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ray import tune
 
 from core.atomic import atomic_write_text
-from results.trial_record import REPORT_FILE
+from results.trial_record import RECORD_FILE, REPORT_FILE
 
+from . import storage
 from .args import SearchArgs
 from .cluster import trial_placement
+from .study import CONTINUES_KEY, STOPPED_KEY
 
 # What Tune's scheduler (recall_at_1), our searcher (recall_at_1, finished, diverged) and the progress table
 # (epoch, R@1, wR) read; everything else stays out of Tune's state.
@@ -76,22 +79,52 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 
 
+@dataclass(frozen=True)
+class SearchPlace:
+    """Where the search's trial folders are (the trainable's own view: Tune's trial dir is a staging folder)."""
+    experiment_path: str
+    search_name: str
+
+    def experiment(self) -> Path | None:
+        """This trial's experiment folder (the search's, or its refit's), when it is a local or mounted path."""
+        if storage.is_uri(self.experiment_path):
+            return None
+        name = tune.get_context().get_experiment_name()
+        return Path(self.experiment_path) if name == self.search_name else Path(self.experiment_path) / name
+
+
 def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
-                base: dict[str, Any] | None = None) -> None:
+                base: dict[str, Any] | None = None, place: SearchPlace | None = None) -> None:
     """Tune entry point; ``shared`` is the corpus + frozen text features from the object store, ``wandb`` the
     search's ``TrialWandb`` (None: no W&B), ``base`` the config constants the sampled ``config`` goes over (Tune's
-    trial config holds the sampled keys only, so its state does not repeat ~45 constants per trial)."""
+    trial config holds the sampled keys only, so its state does not repeat ~45 constants per trial), ``place``
+    where the trial folders are (to continue a trial a killed driver left, and to see whether it had ended)."""
     from core import train as core_train  # the worker imports torch here, not at unpickling
 
-    config = {**(base or {}), **config}
+    continues, stopped = config.get(CONTINUES_KEY), bool(config.get(STOPPED_KEY))
+    config = {k: v for k, v in {**(base or {}), **config}.items() if k not in (CONTINUES_KEY, STOPPED_KEY)}
+    if shared is not None and hasattr(shared, "resolved"):   # the blocks published in Ray's object store
+        import ray
+
+        shared = shared.resolved(ray.get)
+    experiment = place.experiment() if place is not None else None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None and experiment is not None and _ended(experiment / f"trial_{tune.get_context().get_trial_id()}"):
+        return   # it had ended (finished, or stopped by the scheduler) before a killed driver could save that
+    resume_dir = None
+    if checkpoint is None and continues and experiment is not None:
+        earlier = experiment / f"trial_{continues}"
+        if stopped or _ended(earlier):
+            _report_ended(earlier)   # the study had finished it: report where it ended, train nothing
+            return
+        resume_dir = _newest_resumable(earlier)   # None: it had not finished an epoch; train from scratch
 
     run = wandb.start(config) if wandb is not None else None
     reporter = TuneReporter(run)
     nonfinite = getattr(core_train, "NonFiniteLossError", None)
-    checkpoint = tune.get_checkpoint()
     try:
         if checkpoint is None:
-            core_train.train_retrieval(dict(config), reporter, shared=shared)
+            core_train.train_retrieval(dict(config), reporter, shared=shared, resume_from=resume_dir)
         else:
             # Local storage: the stored folder itself; cloud: a temp download kept for the call.
             with checkpoint.as_directory() as checkpoint_dir:
@@ -105,6 +138,39 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
     finally:
         if run is not None:
             run.finish(stopping=sys.exc_info()[0] is SystemExit)   # Tune stopping the trial (ASHA, the end)
+
+
+def _ended(trial_dir: Path) -> bool:
+    """Its own record says the trial ended well (search/records.py writes TERMINATED when Tune ends it: finished
+    or stopped by the scheduler). An ERROR is retried, as --resume promises."""
+    try:
+        return json.loads((trial_dir / RECORD_FILE).read_text()).get("status") == "TERMINATED"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _newest_resumable(trial_dir: Path) -> str | None:
+    from core.checkpoint import is_intact
+
+    for checkpoint in sorted(trial_dir.glob("checkpoint_*"), reverse=True):
+        if is_intact(checkpoint, resumable=True):
+            return str(checkpoint)
+    return None
+
+
+def _report_ended(trial_dir: Path) -> None:
+    """Report an ended trial's last epoch again (lean keys, with its newest checkpoint that holds a model), so
+    the trial that continues it has a result where the earlier one stopped."""
+    from core.checkpoint import is_intact
+
+    try:
+        epochs = json.loads((trial_dir / RECORD_FILE).read_text()).get("epochs") or []
+    except (OSError, ValueError):
+        epochs = []
+    if not epochs:
+        return
+    models = [c for c in sorted(trial_dir.glob("checkpoint_*"), reverse=True) if is_intact(c)]
+    tune.report(lean(epochs[-1]), checkpoint=tune.Checkpoint.from_directory(str(models[0])) if models else None)
 
 
 def usable_checkpoint(directory: str) -> str:
@@ -136,6 +202,7 @@ def build_trainable(args: SearchArgs, shared: Any, base: dict[str, Any] | None =
     constants (search/tuner.py gives Tune only the sampled keys)."""
     from .wandb_setup import trial_wandb
 
-    trainable = tune.with_parameters(train_trial, shared=shared, wandb=trial_wandb(args), base=dict(base or {}))
+    trainable = tune.with_parameters(train_trial, shared=shared, wandb=trial_wandb(args), base=dict(base or {}),
+                                     place=SearchPlace(args.experiment_path, args.name))
     return tune.with_resources(trainable, trial_resources(args))
 

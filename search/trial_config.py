@@ -1,12 +1,14 @@
 """What every trial trains with: the base config (defaults + flags + --set) and the seeded sampler.
 
-A trial's config is ``{**base, **space sample}``: Tune merges the searcher's sample over the
-``param_space`` constants, so W&B, params.json and the results tables see the FULL flat config.
+A trial's config is ``{**base, **space sample}``: Tune holds only the sample (its state would repeat the
+constants for every trial); the trainable and the trial records (trial.json: W&B and the results tables read it)
+put the base config under it.
 Keys fixed with ``--set`` that the space also samples are pinned inside Optuna itself
 (``PartialFixedSampler``), so the study's history matches what actually ran.
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from typing import Any
 
@@ -44,6 +46,21 @@ def base_config(args: SearchArgs) -> dict[str, Any]:
         raise ArgsError(f"base config (from --data/--format/--set/--max-epochs): {e}") from None
 
 
+class TrialSeededRandomSampler(optuna.samplers.RandomSampler):
+    """Uniform random sampling in which trial n's params depend only on (seed, n, param name), not on how many
+    draws came before: trials that run concurrently, or a search killed and resumed (whose sampler state is
+    restored from an earlier save), still get exactly the params an uninterrupted run gives them."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__(seed=seed)
+        self.seed = seed
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        key = int.from_bytes(hashlib.blake2b(f"{self.seed}\0{trial.number}\0{param_name}".encode(),
+                                             digest_size=4).digest(), "little")
+        return optuna.samplers.RandomSampler(seed=key).sample_independent(study, trial, param_name, param_distribution)
+
+
 def make_sampler(args: SearchArgs) -> optuna.samplers.BaseSampler:
     fixed = args.fixed_overrides
     # `group` (what models conditional params jointly) and PartialFixedSampler are flagged
@@ -51,7 +68,7 @@ def make_sampler(args: SearchArgs) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if args.sampler == "random":
-            base = optuna.samplers.RandomSampler(seed=args.seed)
+            base = TrialSeededRandomSampler(seed=args.seed)
         else:
             # TPE needs some random points before it can model the space; with small budgets it must
             # start modelling early or it never does.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import sys
@@ -155,6 +156,24 @@ def _read_entry(d: Path) -> MotionCorpus:
         part_texts=[tuple(p) if p is not None else None for p in meta["part_texts"]]
         if meta.get("part_texts") is not None else None,
     )
+
+
+def release_pages(view: np.ndarray) -> int:
+    """Drop this process's resident pages of ``view``, a slice of a memory-mapped file (np.load(mmap_mode="r")):
+    they leave its memory (and its PSS) but stay in the page cache, and a later read maps them again. Returns the
+    bytes released (0 when ``view`` maps no file). Used once a block of the corpus is in the shared store."""
+    mm = view
+    while mm is not None and not isinstance(mm, mmap.mmap):
+        mm = getattr(mm, "base", None)
+    if mm is None or view.nbytes == 0 or not hasattr(mm, "madvise"):
+        return 0
+    start = view.__array_interface__["data"][0] - np.frombuffer(mm, np.uint8, count=1).__array_interface__["data"][0]
+    page = mmap.PAGESIZE
+    first, last = -(-start // page) * page, (start + view.nbytes) // page * page   # whole pages inside the view
+    if last <= first:
+        return 0
+    mm.madvise(mmap.MADV_DONTNEED, first, last - first)
+    return last - first
 
 
 def load_cached(cache_dir: Path, key: str) -> MotionCorpus | None:

@@ -15,6 +15,7 @@ import numpy as np
 from .errors import DataError
 from .mirror_text import mirror_caption
 from .splits import ALL_MOTIONS
+from .chunks import FrameChunks
 from .strings import RaggedStrings, StringTable
 
 
@@ -81,7 +82,8 @@ class MotionCorpus:
     """
     name: str
     ids: Sequence[str]              # (N,) StringTable
-    frames: np.ndarray              # (sum_T, D) float32, all motions concatenated (memory-mapped from the cache)
+    frames: np.ndarray              # (sum_T, D) float32, all motions concatenated (memory-mapped from the cache;
+                                    # in a trial: core.data.chunks.FrameChunks of shared read-only blocks)
     offsets: np.ndarray             # (N + 1,) int64; motion i = frames[offsets[i]:offsets[i+1]]
     captions: Sequence[list[str]]   # (N,) RaggedStrings: captions[i] -> list of >= 1 captions
     groups: Sequence[str | None]    # (N,) RaggedStrings: groups[i] -> label group or None
@@ -107,7 +109,9 @@ class MotionCorpus:
         # would unpickle its own copy of the whole corpus. Plain ndarray views pickle out-of-band (protocol 5),
         # so Ray's object store hands each trial a read-only view of one shared copy.
         state = {k: v for k, v in self.__dict__.items()}
-        state["frames"], state["offsets"] = np.asarray(self.frames), np.asarray(self.offsets)
+        frames = self.frames
+        state["frames"] = frames.map(_plain) if isinstance(frames, FrameChunks) else np.asarray(frames)
+        state["offsets"] = np.asarray(self.offsets)
         state["splits"] = {k: np.asarray(v) for k, v in self.splits.items()}
         return _rebuild_corpus, (state,)
 
@@ -198,6 +202,11 @@ class MotionCorpus:
             "example_captions": [self.captions[i][0] for i in range(min(examples, len(self.ids)))],
             "content_hash": self.content_hash,
         }
+
+
+def _plain(part):
+    """An array part as a plain ndarray view (np.memmap pickles in-band); a store handle as it is."""
+    return np.asarray(part) if isinstance(part, np.ndarray) else part
 
 
 def _rebuild_corpus(state: dict) -> MotionCorpus:

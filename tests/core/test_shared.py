@@ -71,3 +71,61 @@ def test_a_trial_trains_and_evaluates_on_the_shared_views_without_copying_them(s
     assert peak < 0.5 * received.corpus.frames.nbytes, (peak, received.corpus.frames.nbytes)
     assert trainer.builder.corpus.frames is received.corpus.frames   # the batches are cut from the shared views
     assert any(trainer.frozen is f for f in received.text_features.values())   # found, not recomputed
+
+
+def mapped_bytes(file_name: str) -> int:
+    """Resident bytes of this process's mappings of files called ``file_name`` (/proc/self/smaps)."""
+    total, current = 0, False
+    for line in open("/proc/self/smaps"):
+        fields = line.split()
+        if len(fields) >= 5 and "-" in fields[0]:   # a mapping's header line
+            current = fields[-1].endswith(file_name)
+        elif current and fields[0] == "Rss:":
+            total += int(fields[1]) * 1024
+    return total
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc/self/smaps (Linux)")
+def test_publishing_stores_the_frames_block_by_block_and_a_trial_resolves_views(shared):
+    """What search/run.py does with Ray (put = ray.put, get = ray.get), with a dict as the store: every block
+    and text-feature array is stored once, the published object pickles small, every motion resolves to a
+    read-only view of one stored block, and the driver's cache pages of each block are dropped once stored."""
+    from core.data.chunks import FrameChunks
+
+    store: dict[int, np.ndarray] = {}
+
+    def put(array: np.ndarray) -> int:
+        store[len(store)] = np.frombuffer(bytes(np.ascontiguousarray(array).data), array.dtype).reshape(array.shape)
+        return len(store) - 1
+
+    frames = shared.corpus.frames
+    float(frames.sum())   # the driver has read the whole cache (its pages are mapped here)
+    assert mapped_bytes("frames.npy") > 0.9 * frames.nbytes
+    published = shared.published(put)
+    assert mapped_bytes("frames.npy") < 0.05 * frames.nbytes   # each block's pages were given back once stored
+    assert len(pickle.dumps(published, protocol=5)) < 0.02 * frames.nbytes
+    chunks = published.corpus.frames
+    assert isinstance(chunks, FrameChunks) and chunks.shape == frames.shape
+    resolved = published.resolved(store.__getitem__)
+    corpus = resolved.corpus
+    for i in range(len(corpus)):
+        motion = corpus.motion(i)
+        assert not motion.flags.writeable and any(np.shares_memory(motion, block) for block in store.values())
+        np.testing.assert_array_equal(motion, shared.corpus.motion(i))
+    for recipe, features in resolved.text_features.items():
+        np.testing.assert_array_equal(features.features, shared.text_features[recipe].features)
+        assert features.lookup([features.texts[0]]).shape == (1, features.dim)
+
+
+def test_frame_blocks_end_on_motion_boundaries():
+    from core.data.chunks import FrameChunks
+
+    offsets = np.cumsum([0, 5, 3, 10, 2, 7, 1]).astype(np.int64)
+    frames = np.arange(int(offsets[-1]) * 2, dtype=np.float32).reshape(-1, 2)
+    blocks = FrameChunks.split(frames, offsets, chunk_bytes=8 * 2 * 4)   # 8 rows a block, one motion has 10
+    assert set(blocks.bounds.tolist()) <= set(offsets.tolist()) and blocks.bounds[-1] == offsets[-1]
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        np.testing.assert_array_equal(blocks[a:b], frames[a:b])
+        assert np.shares_memory(blocks[a:b], frames)
+    with pytest.raises(IndexError, match="straddle"):
+        blocks[0:int(offsets[-1])]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import train as train_mod
+from core.train import trainer as train_mod   # the module whose globals the trainer reads
 from core.config import ConfigError
 from core.data.build import build_corpus
 from core.data.types import FeatureLayout, MotionItem, RawCorpus

@@ -52,3 +52,39 @@ def test_a_finished_run_is_kept_unless_overwrite_is_asked(tmp_path):
     assert replaced.returncode == 0, replaced.stderr
     history = json.loads((out / "metrics.json").read_text())
     assert len(history) == 1 and json.loads((out / "last" / "config.json").read_text())["seed"] == 1
+
+
+def test_ctrl_c_at_random_moments_keeps_metrics_and_checkpoints_in_step(tmp_path):
+    """SIGINT while an epoch's files are written (last/, best/, metrics.json) used to leave metrics.json an epoch
+    short after --resume; now the signal waits until they agree, and the run ends with the resume hint."""
+    import random
+    import signal
+    import time
+
+    from core.checkpoint import read_checkpoint
+
+    out, rng = tmp_path / "run", random.Random(0)
+    base = ["--smoke-test", "--out", str(out), "--epochs", "30"]   # ~0.2 s an epoch: Ctrl+C lands mid-run
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    resume: list[str] = []
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "core.train", *base, *resume], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started, deadline = time.time(), time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                (out / "metrics.json").exists() and (out / "metrics.json").stat().st_mtime > started):
+            time.sleep(0.05)   # until this run has written an epoch
+        time.sleep(rng.uniform(0.0, 2.0))   # somewhere in the next epochs, their writes included
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            break   # it finished first
+        assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+        assert f"--resume {out / 'last'}" in stderr
+        epochs = [m["epoch"] for m in json.loads((out / "metrics.json").read_text())]
+        saved = [m["epoch"] for m in read_checkpoint(out / "last", training=True)["history"]]
+        assert epochs == saved == list(range(1, len(epochs) + 1)), (epochs, saved)
+        resume = ["--resume", str(out / "last")]
+    proc = run(*base, *resume)
+    assert proc.returncode == 0, proc.stderr
+    assert [m["epoch"] for m in json.loads((out / "metrics.json").read_text())] == list(range(1, 31))

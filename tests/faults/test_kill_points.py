@@ -1,0 +1,36 @@
+"""The driver stopped at random moments (seeded), resumed each time: nothing finished is lost, the trial set is an
+uninterrupted run's, and Ctrl+C / SIGTERM end with exit 130 and the --resume hint (bench/kill_points.py runs the
+longer variant: more kill points, a bigger search).
+
+Each assertion is the bench's own check (``killed_run``'s problems list names what broke, per kill point)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bench.kill_points import killed_run, reference_run
+from tests.faults.procs import REPO
+
+# 4 trials x 2 epochs, 2 at a time, ASHA: the smallest search with several trials running, finishing and stopped
+# early at any moment; --sampler random draws each trial's params from its number.
+TINY = ["--smoke-test", "--no-wandb", "--sampler", "random", "--num-samples", "4", "--max-epochs", "2",
+        "--max-concurrent", "2", "--refit-top-k", "0", "--ensemble-top-k", "0"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kill-points")
+    trials, wall = reference_run(REPO, root, TINY)
+    assert len(trials) == 4
+    return root, trials, wall
+
+
+@pytest.mark.parametrize("signal_name, kills, seed", [("SIGKILL", 5, 0), ("SIGINT", 2, 1), ("SIGTERM", 1, 2)])
+def test_a_driver_stopped_at_random_moments_loses_nothing_finished(reference, signal_name, kills, seed):
+    root, trials, wall = reference
+    run = killed_run(REPO, root, signal_name, kills, wall, random.Random(seed), trials, search=TINY)
+    print(f"\n{signal_name}: kill points {run['kill_points']}; TERMINATED before a kill: "
+          f"{run['terminated_before_kills']}")
+    assert run["delivered"] >= 1, run["kill_points"]
+    assert run["survived"], run["problems"]
