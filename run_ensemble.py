@@ -8,7 +8,10 @@
 """
 import sys
 
-from results.ensemble_cli import main
-
 if __name__ == "__main__":
+    try:
+        from results.ensemble_cli import main   # the libraries load inside the Ctrl+C guard
+    except KeyboardInterrupt:
+        print("\ninterrupted while starting: nothing was written (ensemble/ is swapped in whole). Run the same command again.", file=sys.stderr)
+        sys.exit(130)
     sys.exit(main())

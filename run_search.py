@@ -9,7 +9,10 @@
 """
 import sys
 
-from search.cli import main
-
 if __name__ == "__main__":
+    try:
+        from search.cli import main   # the libraries load inside the Ctrl+C guard
+    except KeyboardInterrupt:
+        print("\ninterrupted while starting: nothing was started yet. Run the same command again.", file=sys.stderr)
+        sys.exit(130)
     sys.exit(main())

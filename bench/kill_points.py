@@ -100,6 +100,15 @@ def terminated_now(experiment: Path) -> dict[str, float | None]:
             if r.get("status") == "TERMINATED" and isinstance(r.get("config"), dict)}
 
 
+def complete(experiment: Path, expected: int) -> bool:
+    """Every trial of the search finished (its last stages may have run too): nothing was left to interrupt."""
+    try:
+        trials = final_trials(experiment)
+    except Exception:   # not readable as an experiment yet
+        return False
+    return len(trials) == expected and all(t["status"] == "TERMINATED" for t in trials)
+
+
 def final_trials(experiment: Path) -> list[dict[str, Any]]:
     """The search's trials as results/ reads them (no Ray): key, status, best R@1, best checkpoint readable."""
     from core.checkpoint import read_checkpoint
@@ -157,14 +166,17 @@ def reference_run(repo: Path, root: Path, search: list[str] = SEARCH) -> tuple[s
 
 
 def killed_run(repo: Path, root: Path, sig_name: str, kills: int, span_s: float, rng: random.Random,
-               reference: set[str], label: str = "", search: list[str] = SEARCH) -> dict[str, Any]:
+               reference: set[str], label: str = "", search: list[str] = SEARCH,
+               after_checkpoint_share: float = 0.5) -> dict[str, Any]:
     """Experiments stopped with ``sig_name`` at random moments, each resumed to its end, until ``kills`` signals
-    were delivered (a run that ends before its next moment is checked, and a new one starts)."""
+    were delivered (a run that ends before its next moment is checked, and a new one starts).
+    ``after_checkpoint_share``: the share of moments taken right after a trial stored a checkpoint (see
+    ``one_experiment``); the others are uniform over the run."""
     experiments: list[dict[str, Any]] = []
     delivered = 0
     while delivered < kills and len(experiments) < kills:
         experiment = one_experiment(repo, root, sig_name, kills - delivered, span_s, rng, reference,
-                                    f"{label}-{len(experiments)}", search)
+                                    f"{label}-{len(experiments)}", search, after_checkpoint_share)
         experiments.append(experiment)
         delivered += experiment["delivered"]
     return {"signal": sig_name, "delivered": delivered, "survived": all(e["survived"] for e in experiments),
@@ -174,7 +186,7 @@ def killed_run(repo: Path, root: Path, sig_name: str, kills: int, span_s: float,
 
 
 def one_experiment(repo: Path, root: Path, sig_name: str, kills: int, span_s: float, rng: random.Random,
-                   reference: set[str], label: str, search: list[str]) -> dict[str, Any]:
+                   reference: set[str], label: str, search: list[str], after_checkpoint_share: float) -> dict[str, Any]:
     """One experiment stopped up to ``kills`` times, resumed each time and to its end, then checked."""
     sig, storage, name = SIGNALS[sig_name], root / f"{sig_name.lower()}{label}", "killed"
     experiment = storage / name
@@ -190,7 +202,7 @@ def one_experiment(repo: Path, root: Path, sig_name: str, kills: int, span_s: fl
             # Half the moments are uniform in the first 70 % of an uninterrupted run's time (start-up, trials,
             # saving, the end); half land 0-1.5 s after a trial stored a new checkpoint, while Tune updates its
             # state and the old checkpoints are superseded (where the probe's kill -9 lost finished trials).
-            after_checkpoint = rng.random() < 0.5
+            after_checkpoint = rng.random() < after_checkpoint_share
             at = rng.uniform(0.0, 1.5) if after_checkpoint else rng.uniform(0.5, 0.7 * span_s)
             t0 = time.perf_counter()
             if after_checkpoint and not wait_for_new_checkpoint(experiment, proc, timeout=span_s):
@@ -211,6 +223,10 @@ def one_experiment(repo: Path, root: Path, sig_name: str, kills: int, span_s: fl
             tail = log.read_bytes()[size:].decode(errors="replace")
             point = {"at_s": at, "after_checkpoint": after_checkpoint, "signal": sig_name, "delivered": True,
                      "exit": rc, "leftover_processes": len(leftovers)}
+            if rc == 0 and complete(experiment, len(reference)):
+                point["delivered"] = False   # it was ending anyway: the signal raced a finished search's exit
+                points.append(point)
+                break
             if sig != signal.SIGKILL:   # the --resume command, or (stopped before anything started) "run it again"
                 point["hint"] = "--resume" in tail or "nothing to resume" in tail
                 point["ok_exit"] = rc == 130 and point["hint"]

@@ -1,4 +1,4 @@
-"""Ctrl+C (SIGINT) and SIGTERM held back while files that must agree are written, then delivered.
+"""Ctrl+C and SIGTERM: held back while files that must agree are written; SIGTERM treated as Ctrl+C.
 
 ``core.train`` writes, after every epoch, ``last/``, maybe ``best/`` and ``metrics.json``: an interrupt between
 those writes left them disagreeing (a resumed run then missed an epoch in metrics.json). Inside
@@ -31,3 +31,23 @@ def deferred_interrupts() -> Iterator[None]:
             signal.signal(s, handler)
     if received:
         raise KeyboardInterrupt(f"signal {signal.Signals(received[0]).name} during a write, delivered after it")
+
+
+def sigterm_is_ctrl_c() -> None:
+    """SIGTERM (``kill``, a scheduler's preemption) raises KeyboardInterrupt, as Ctrl+C does: one line and exit 130
+    from the CLI. Installed at start and again after ``ray.shutdown()``, which leaves SIGTERM at its default
+    (the process would die with -15 in the driver's last stages); while Ray runs, search/run.py turns SIGTERM into
+    SIGINT instead, which Tune handles itself (search/run.py)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def python_handles_ctrl_c() -> None:
+    """After a Tune run: Tune leaves its SIGINT handler installed (it only restores the previous one when a signal
+    comes), so a Ctrl+C during the driver's later stages (results, refit planning, the ensemble) was swallowed and
+    the driver exited 0. Python's own handler raises KeyboardInterrupt again; the CLI turns it into exit 130."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)

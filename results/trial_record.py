@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 RECORD_FILE = "trial.json"
 # In each checkpoint folder of a search's trial: the full metrics of the epoch it was written after (Tune itself
@@ -24,6 +24,19 @@ FINAL_STATUSES = frozenset({"TERMINATED", "ERROR"})
 # A trial a killed driver left, continued by a trial of the resumed search (same study trial, same params): its
 # record names it in "continued_as", and the continuing record holds its epochs. Not a trial of its own.
 CONTINUED = "CONTINUED"
+
+
+def last_of_chain(trial_id: str, read: Callable[[str], dict[str, Any] | None], me: str | None = None) -> str:
+    """The trial that now holds the epochs of ``trial_id``: follow "continued_as" through CONTINUED records (a trial
+    continued, and its continuation continued again, by resumed driver sessions), stopping before ``me``."""
+    seen = {trial_id}
+    while True:
+        record = read(trial_id) or {}
+        successor = record.get("continued_as")
+        if record.get("status") != CONTINUED or not isinstance(successor, str) or successor == me or successor in seen:
+            return trial_id
+        trial_id = successor
+        seen.add(trial_id)
 
 
 def record_row(result: dict[str, Any]) -> dict[str, Any]:

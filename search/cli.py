@@ -1,12 +1,11 @@
 """``run_search.py`` entry: flags -> SearchArgs (all validated before Ray starts) -> search.run."""
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from typing import Sequence
 
 from core.config import ConfigError
+from core.interrupts import sigterm_is_ctrl_c
 from core.data.errors import DataError
 from spaces import list_spaces
 
@@ -47,19 +46,9 @@ def args_from_argv(argv: Sequence[str] | None = None) -> SearchArgs | None:
     return check_resume_compatible(stored, given, storage=located.storage)
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM (``kill``, a scheduler's preemption) stops the driver like Ctrl+C from the first moment: one line,
-    exit 130. Once Ray runs, search/run.py turns it into SIGINT, which Tune handles itself."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = None
-    stop_on_sigterm()
+    sigterm_is_ctrl_c()   # SIGTERM stops the driver like Ctrl+C from the first moment
     try:
         args = args_from_argv(argv)
         if args is None:

@@ -17,14 +17,6 @@ from ray import tune
 INTERRUPTED = threading.Event()
 
 
-def python_handles_ctrl_c() -> None:
-    """After a Tune run: Tune leaves its SIGINT handler installed (it only restores the previous one when a signal
-    comes), so a Ctrl+C during the driver's later stages (results, refit planning, the ensemble) was swallowed and
-    the driver exited 0. Python's own handler raises KeyboardInterrupt again; the CLI turns it into exit 130."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 class InterruptWatch(tune.Callback):
     def setup(self, **info: Any) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -12,7 +12,8 @@ from typing import Any
 
 from ray import tune
 
-from results.trial_record import CONTINUED, FINAL_STATUSES, RECORD_FILE, RECORD_FORMAT, REPORT_FILE, record_row
+from results.trial_record import (CONTINUED, FINAL_STATUSES, RECORD_FILE, RECORD_FORMAT, REPORT_FILE, last_of_chain,
+                                  record_row)
 
 from . import storage
 from .retention import apply_retention
@@ -93,13 +94,16 @@ class TrialRecords(tune.Callback):
         """This trial continues one a killed driver left (search/study.py: same study trial, same params): its
         record starts with the earlier one's epochs (their checkpoints stay in the earlier folder), and the
         earlier record says where it went, so results/ lists the trial once."""
-        earlier = storage.join(storage.join(self.experiment_path, f"trial_{earlier_id}"), RECORD_FILE)
+        def path_of(trial_id: str) -> str:
+            return storage.join(storage.join(self.experiment_path, f"trial_{trial_id}"), RECORD_FILE)
+
+        earlier_id = last_of_chain(earlier_id, lambda t: _read_existing(path_of(t)), me=trial.trial_id)
+        earlier = path_of(earlier_id)
         old = _read_existing(earlier)
         if old is None:
             return
-        folder = f"../trial_{earlier_id}"
         record.update(continues=earlier_id, start_time=old.get("start_time", record["start_time"]),
-                      epochs=[{**e, "checkpoint_dir_name": f"{folder}/{e['checkpoint_dir_name']}"}
+                      epochs=[{**e, "checkpoint_dir_name": _from_sibling(earlier_id, e["checkpoint_dir_name"])}
                               if isinstance(e.get("checkpoint_dir_name"), str) else e for e in old["epochs"]])
         old.update(status=CONTINUED, continued_as=trial.trial_id, updated=time.time())
         try:
@@ -137,7 +141,11 @@ class TrialRecords(tune.Callback):
         # Tune was told the lean keys only; the full metrics are in the report.json of the checkpoint folder the
         # trial had persisted before this result was sent (search/trainable.py).
         row = {**self._full_report(trial, result), **record_row(result)}
-        # a restored trial repeats an epoch: the later report replaces the earlier
+        # a restored trial repeats an epoch: the later report replaces the earlier; an ended trial that Tune
+        # started anew reports its last epoch again without a checkpoint (search/trainable.py): it keeps its own
+        earlier = [e for e in record["epochs"] if e.get("epoch") == row.get("epoch")]
+        if earlier and not row.get("checkpoint_dir_name"):
+            row = {**earlier[-1], **{k: v for k, v in row.items() if v is not None}}
         record["epochs"] = [e for e in record["epochs"] if e.get("epoch") != row.get("epoch")] + [row]
         record["last_result_time"] = time.time()
         self._write(trial, "RUNNING")
@@ -157,6 +165,11 @@ class TrialRecords(tune.Callback):
         record = self._record(trial)
         record["num_failures"] = int(record.get("num_failures") or 0) + 1
         self._write(trial, "ERROR")
+
+
+def _from_sibling(trial_id: str, name: str) -> str:
+    """A checkpoint folder of sibling trial ``trial_id`` as seen from another trial's folder."""
+    return name if name.startswith("../") else f"../trial_{trial_id}/{name}"
 
 
 def _read_existing(target: str) -> dict[str, Any] | None:

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core.data.splits import MIN_DECISIVE_SPLIT
+from core.interrupts import python_handles_ctrl_c, sigterm_is_ctrl_c
 
 from . import storage
 from .args import ArgsError, SearchArgs
 from .study import StudyStorageError, check_study, upload_study
 from .cluster import check_cluster, ensure_ray  # joining a cluster + checks before any trial
 from .diskspace import check_free_space, checkpoint_bytes, disk_full_error, is_disk_full, storage_nearly_full
-from .interrupt import INTERRUPTED, python_handles_ctrl_c
+from .interrupt import INTERRUPTED
 from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
 from .ray_internals import EXPERIMENT_STATE_GLOB, use_legacy_progress_reporter
@@ -111,11 +112,11 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
     warn_small_splits(shared.corpus)
     per_checkpoint = checkpoint_bytes(base, shared)
     check_free_space(args, per_checkpoint)   # a search that cannot fit fails now, not at its 1st checkpoint
-    started = ensure_ray(args)
-    sigterm_stops_like_ctrl_c()
-    INTERRUPTED.clear()
+    started = False
     t0 = time.perf_counter()
     try:
+        started = start_ray(args)
+        INTERRUPTED.clear()
         check_cluster(args)
         if not args.resume:  # what --resume rebuilds the search from; written once all is good
             storage.write_json(storage.join(args.experiment_path, storage.ARGS_FILE), args.to_json())
@@ -152,6 +153,8 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
         if started:
             import ray
             ray.shutdown()
+        sigterm_is_ctrl_c()       # ray.shutdown left SIGTERM at its default: the last stages answer it like Ctrl+C
+        python_handles_ctrl_c()
     report(args, outcome)
     if not outcome.interrupted:
         finish(args, outcome)
@@ -167,6 +170,23 @@ def disk_full_named(args: SearchArgs, per_checkpoint: int) -> Iterator[None]:
         if is_disk_full(args, exc, per_checkpoint):
             raise disk_full_error(args, per_checkpoint) from None
         raise
+
+
+def start_ray(args: SearchArgs) -> bool:
+    """ensure_ray, with SIGTERM answered like Ctrl+C from its first moment: ray.init installs a SIGTERM handler of
+    its own that exits at once (status 15, no --resume hint), replaced right after by ours."""
+    try:
+        started = ensure_ray(args)
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM:
+            raise
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        raise KeyboardInterrupt from None
+    sigterm_stops_like_ctrl_c()
+    return started
 
 
 def sigterm_stops_like_ctrl_c() -> None:

@@ -215,12 +215,16 @@ class StudySearcher(Searcher):
         """A Ray trial for an orphaned study trial: its params again, and which trial folder it takes over."""
         frozen = self.study.trials[number]
         previous = frozen.user_attrs.get(RAY_TRIAL_ATTR)
-        sample = sample_space(get_space(self.space), optuna.trial.FixedTrial(frozen.params, number=number))
         self._numbers[trial_id] = number
-        if not frozen.state.is_finished():
-            handle = optuna.trial.Trial(self.study, frozen._trial_id)   # as in _handle: the live trial
+        if frozen.state.is_finished():
+            sample = sample_space(get_space(self.space), optuna.trial.FixedTrial(frozen.params, number=number))
+        else:
+            # The live trial: params it has return as they were; any the killed driver had not drawn yet (killed
+            # mid-sampling) are drawn now, by the same sampler.
+            handle = optuna.trial.Trial(self.study, frozen._trial_id)   # as in _handle
             handle.set_user_attr(RAY_TRIAL_ATTR, trial_id)
             self._handles[trial_id] = handle
+            sample = sample_space(get_space(self.space), handle)
         return {**sample, CONTINUES_KEY: previous, STOPPED_KEY: frozen.state.is_finished()} if previous else sample
 
     def _report(self, trial_id: str, result: dict) -> None:

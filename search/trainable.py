@@ -23,7 +23,7 @@ from typing import Any, Callable
 from ray import tune
 
 from core.atomic import atomic_write_text
-from results.trial_record import RECORD_FILE, REPORT_FILE
+from results.trial_record import RECORD_FILE, REPORT_FILE, last_of_chain
 
 from . import storage
 from .args import SearchArgs
@@ -113,11 +113,20 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
         return   # it had ended (finished, or stopped by the scheduler) before a killed driver could save that
     resume_dir = None
     if checkpoint is None and continues and experiment is not None:
-        earlier = experiment / f"trial_{continues}"
+        me = tune.get_context().get_trial_id()
+        earlier = experiment / f"trial_{last_of_chain(continues, lambda t: _record(experiment / f'trial_{t}'), me)}"
         if stopped or _ended(earlier):
             _report_ended(earlier)   # the study had finished it: report where it ended, train nothing
             return
         resume_dir = _newest_resumable(earlier)   # None: it had not finished an epoch; train from scratch
+    elif checkpoint is None and experiment is not None:
+        # A driver killed after the trial ended but before Tune's saved state had its checkpoint: Tune starts it
+        # anew; its own record says it ended. (One that had not ended retrains from scratch in its own folder:
+        # Tune numbers its checkpoints from 0 again, so continuing from a folder there would overwrite it.)
+        own = experiment / f"trial_{tune.get_context().get_trial_id()}"
+        if _ended(own):
+            _report_ended(own, with_checkpoint=False)
+            return
 
     run = wandb.start(config) if wandb is not None else None
     reporter = TuneReporter(run)
@@ -140,6 +149,14 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
             run.finish(stopping=sys.exc_info()[0] is SystemExit)   # Tune stopping the trial (ASHA, the end)
 
 
+def _record(trial_dir: Path) -> dict | None:
+    try:
+        record = json.loads((trial_dir / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _ended(trial_dir: Path) -> bool:
     """Its own record says the trial ended well (search/records.py writes TERMINATED when Tune ends it: finished
     or stopped by the scheduler). An ERROR is retried, as --resume promises."""
@@ -158,9 +175,11 @@ def _newest_resumable(trial_dir: Path) -> str | None:
     return None
 
 
-def _report_ended(trial_dir: Path) -> None:
-    """Report an ended trial's last epoch again (lean keys, with its newest checkpoint that holds a model), so
-    the trial that continues it has a result where the earlier one stopped."""
+def _report_ended(trial_dir: Path, with_checkpoint: bool = True) -> None:
+    """Report an ended trial's last epoch again (lean keys), so the trial that continues it (or Tune's fresh start
+    of it) has a result where it stopped. ``with_checkpoint``: with its newest checkpoint that holds a model (a
+    trial continuing another one's folder); without, its own folder keeps its checkpoints as they are and the
+    record keeps naming them (search/records.py)."""
     from core.checkpoint import is_intact
 
     try:
@@ -169,7 +188,7 @@ def _report_ended(trial_dir: Path) -> None:
         epochs = []
     if not epochs:
         return
-    models = [c for c in sorted(trial_dir.glob("checkpoint_*"), reverse=True) if is_intact(c)]
+    models = [c for c in sorted(trial_dir.glob("checkpoint_*"), reverse=True) if with_checkpoint and is_intact(c)]
     tune.report(lean(epochs[-1]), checkpoint=tune.Checkpoint.from_directory(str(models[0])) if models else None)
 
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from core import memory, train
+from core import memory
+from core.train import trainer as train_mod
 from core.config import default_flat
 
 
@@ -34,8 +35,10 @@ def test_trim_returns_freed_fragmented_heap():
 
 def test_trainer_releases_after_every_epoch(monkeypatch):
     calls = []
-    monkeypatch.setattr(train, "release_free_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(train_mod, "release_free_heap", lambda: calls.append(1) or True)
     flat = {**default_flat(), "data": "synthetic:n=120", "epochs": 2, "hidden_dim": 32, "latent_dim": 32,
             "num_layers": 1, "num_heads": 2, "max_frames": 32, "batch_size": 32, "num_threads": 1}
-    history = train.train_retrieval(flat)
+    history = train_mod.train_retrieval(flat)
+    # 84 train motions / batch 32 = 3 steps an epoch, under TRIM_EVERY_STEPS: no in-epoch trims here.
+    assert train_mod.TRIM_EVERY_STEPS > 3
     assert len(history) == 2 and len(calls) == 1 + 2      # trial start + one per epoch

@@ -26,10 +26,15 @@ def reference(tmp_path_factory):
     return root, trials, wall
 
 
-@pytest.mark.parametrize("signal_name, kills, seed", [("SIGKILL", 5, 0), ("SIGINT", 2, 1), ("SIGTERM", 1, 2)])
-def test_a_driver_stopped_at_random_moments_loses_nothing_finished(reference, signal_name, kills, seed):
+# SIGTERM lands after a checkpoint only: while ray.init runs, Ray's own SIGTERM handler decides (it exits 15, which
+# the driver turns into exit 130, or its start-up code swallows it and the search simply goes on; README: Faults).
+@pytest.mark.parametrize("signal_name, kills, seed, after_checkpoint", [
+    ("SIGKILL", 5, 0, 0.5), ("SIGINT", 2, 1, 0.5), ("SIGTERM", 1, 2, 1.0)])
+def test_a_driver_stopped_at_random_moments_loses_nothing_finished(reference, signal_name, kills, seed,
+                                                                   after_checkpoint):
     root, trials, wall = reference
-    run = killed_run(REPO, root, signal_name, kills, wall, random.Random(seed), trials, search=TINY)
+    run = killed_run(REPO, root, signal_name, kills, wall, random.Random(seed), trials, search=TINY,
+                     after_checkpoint_share=after_checkpoint)
     print(f"\n{signal_name}: kill points {run['kill_points']}; TERMINATED before a kill: "
           f"{run['terminated_before_kills']}")
     assert run["delivered"] >= 1, run["kill_points"]

@@ -37,8 +37,12 @@ def fault_mix(trial):
 
 class WorkerKiller(threading.Thread):
     """Watches the experiment and SIGKILLs the Ray worker of the first stable trial caught mid-run: the driver
-    has registered its epoch-1 checkpoint (result.json has the row) and the worker has not saved its last
-    epoch yet (checkpoint folders on disk are written by the worker itself, before it reports)."""
+    has registered its epoch-1 checkpoint and the worker has not saved its last epoch yet (checkpoint folders on
+    disk are written by the worker itself, before it reports).
+
+    Registered: Tune registers a checkpoint in a save step after the result's callbacks (trial.json's row) and
+    only then lets the trial go on, so the epoch-2 row proves epoch 1's checkpoint registered. A kill between
+    the epoch-1 row and that step restarts the trial from scratch (Tune knows no checkpoint of it yet)."""
 
     def __init__(self, experiment: Path):
         super().__init__(daemon=True)
@@ -48,7 +52,7 @@ class WorkerKiller(threading.Thread):
     def target(self) -> tuple[Path, psutil.Process] | None:
         for trial_dir in sorted(self.experiment.glob("trial_*")):
             rows = record_rows(trial_dir)
-            if not rows or rows[0]["config"]["lr"] != STABLE_LR:
+            if len(rows) < 2 or rows[0]["config"]["lr"] != STABLE_LR:
                 continue
             saved = [int(p.name.rsplit("_", 1)[1]) for p in trial_dir.glob("checkpoint_*")]   # emptied ones too
             if max(saved, default=EPOCHS) + 1 >= EPOCHS:   # checkpoint_00000K holds epoch K + 1
