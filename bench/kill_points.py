@@ -13,7 +13,7 @@ TERMINATED are noted with their best val R@1. At the end:
     params from its number, so the set does not depend on timing);
   - SIGINT / SIGTERM: the driver exits 130 and prints the ``--resume`` hint.
 
-    python bench/kill_points.py                       # 3 signals x 8 kill points (~20 min on 2 cores)
+    python bench/kill_points.py                       # 20 SIGKILL + 10 SIGINT + 10 SIGTERM kill points (~30 min)
     python bench/kill_points.py --repo /tmp/old       # the same on another checkout (before/after a fix)
     python bench/kill_points.py --quick               # 1 kill per signal
 """
@@ -273,8 +273,9 @@ def one_experiment(repo: Path, root: Path, sig_name: str, kills: int, span_s: fl
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repo", type=Path, default=REPO, help="checkout whose run_search.py is driven")
-    ap.add_argument("--kills", type=int, default=4, help="kill points per experiment (default 4)")
+    ap.add_argument("--kills", type=int, default=5, help="kill points per experiment (default 5)")
     ap.add_argument("--runs", type=int, default=2, help="experiments per signal (default 2)")
+    ap.add_argument("--sigkill-runs", type=int, default=4, help="experiments for SIGKILL (default 4: 20 kill points)")
     ap.add_argument("--signals", nargs="+", default=list(SIGNALS), choices=list(SIGNALS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path)
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     apply_quick(args)
     if args.quick:
-        args.kills, args.runs = 1, 1
+        args.kills, args.runs, args.sigkill_runs = 1, 1, 1
     setup_environment()
     started = time.perf_counter()
     root = run_dir(args, "kill_points")
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     by_signal: dict[str, list[dict[str, Any]]] = {}
     for sig_name in args.signals:
-        for i in range(args.runs):
+        for i in range(args.sigkill_runs if sig_name == "SIGKILL" else args.runs):
             run = killed_run(args.repo.resolve(), root, sig_name, args.kills, span, rng, reference, label=f"-{i}")
             by_signal.setdefault(sig_name, []).append(run)
             print(f"{sig_name} #{i}: {run['delivered']} kill point(s) delivered, "
@@ -313,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                         survived / delivered if delivered else None, survived == delivered if delivered else None,
                         ratio_text=f"{survived}/{delivered} survived"))
     settings = {"search": " ".join(SEARCH), "kills_per_experiment": args.kills, "experiments_per_signal": args.runs,
+                "sigkill_experiments": args.sigkill_runs,
                 "seed": args.seed, "repo": str(args.repo), "workdir": str(root), "reference_wall_s": span}
     path = write_result(out_dir_for(args), args.name, title="Kill points: driver stopped at random moments",
                         quick=args.quick, rows=rows, settings=settings, details={"runs": by_signal}, load=load,

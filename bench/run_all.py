@@ -6,7 +6,7 @@
     python bench/run_all.py --summary-only       # just rebuild SUMMARY.md (+ README's table) from the JSON files
     python bench/run_all.py --quick              # seconds-long code-path check into a temp folder
 
-Order: P1, P1b, P2, P4, P3, P5, scale, ensemble (reuses P5's experiment as search seed 0), CI width, ensemble
+Order: P1, P1b, P2, P4, P3, P5, scale, kill points, ensemble (reuses P5's experiment as search seed 0), CI width, ensemble
 diversity, gpu (exits cleanly without CUDA).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bench.common import BENCH_DIR, REPO, RESULTS_DIR, out_dir_for
 from bench.summary import update_readme, write_summary
 
 SCRIPTS = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p4_tune_overhead", "p3_asha_fifo_tpe", "p5_main_job",
-           "scale", "ensemble_vs_member", "ci_width", "ensemble_diversity", "encoders", "gpu")
+           "scale", "kill_points", "ensemble_vs_member", "ci_width", "ensemble_diversity", "encoders", "gpu")
 
 
 def selected(only: list[str] | None, skip: list[str] | None) -> list[str]:

@@ -128,14 +128,15 @@ def warm_cache(repo: Path, flags: list[str], env: dict[str, str], cwd: Path) -> 
 # ----------------------------------------------------------------------------- parts
 
 def part_memory(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[dict], dict]:
-    sizes = [120, 480] if args.quick else [2400, 9600]
+    sizes = [120, 240] if args.quick else [2400, 9600]
     extra = (["--smoke-test", *[x for s in QUICK_SETS for x in ("--set", s)]] if args.quick else [])
     runs = []
     for n in sizes:
         cwd = root / f"memory-{n}"
         cache = cwd / "cache"
         run_env = {**env, "MOTION_SEARCH_CACHE": str(cache)}
-        flags = [*COMMON, *extra, "--data", f"synthetic:n={n}", "--num-samples", "2", "--max-epochs", "1",
+        flags = [*COMMON, *extra, "--data", f"synthetic:n={n}", "--num-samples", "1" if args.quick else "2",
+                 "--max-epochs", "1",
                  "--no-wandb", "--storage", str(cwd / "experiments"), "--name", f"mem-{n}"]
         warm_cache(repo, flags, run_env, cwd.parent)
         run = run_measured(repo, flags, cwd, run_env, args.interval, f"memory-{n}")
@@ -173,7 +174,7 @@ def part_memory(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list
 
 
 def part_wandb(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[dict], dict]:
-    trials = 4 if args.quick else 64
+    trials = 2 if args.quick else 64
     data = ["--data", QUICK_DATA] if args.quick else []
     runs: dict[str, list[dict]] = {"no-wandb": [], "wandb-offline": []}
     order = ["no-wandb", "wandb-offline"] * args.repeats
@@ -214,7 +215,7 @@ def part_wandb(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[
 
 
 def part_state(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[dict], dict]:
-    counts = [4, 8] if args.quick else [64, 256, 1024]
+    counts = [2, 4] if args.quick else [64, 256, 1024]
     runs = []
     for n in counts:
         cwd = root / f"state-{n}"
@@ -250,7 +251,7 @@ def part_state(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[
 def part_main(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[dict], dict]:
     cwd = root / "main"
     run_env = {**env, "MOTION_SEARCH_CACHE": str(cwd / "cache")}   # cold: as on a fresh machine
-    flags = (["--space", "aligned_loss", "--smoke-test", "--data", QUICK_DATA, "--num-samples", "2",
+    flags = (["--space", "aligned_loss", "--smoke-test", "--data", QUICK_DATA, "--num-samples", "1",
               "--max-epochs", "1", "--no-wandb"] if args.quick else ["--space", "aligned_loss"])
     run = run_measured(repo, flags, cwd, run_env, args.interval, "main")
     best = re.search(r"best trial \S+: recall_at_1=([\d.]+)", (cwd / "main.log").read_text())

@@ -8,7 +8,7 @@ from bench.common import RESULTS_DIR, machine_text, read_results
 from core.atomic import atomic_write_text
 
 ORDER = ("p1_step_throughput", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
-         "ensemble_vs_member", "gpu")
+         "scale", "kill_points", "ensemble_vs_member", "gpu")
 VERDICT = {True: "**pass**", False: "**MISS**", None: "report"}
 GPU_MISSING = ("| P6 GPU: trials/hour with 1/2/4/8 trials per GPU; AMP bf16 vs fp32 | (report) | not measured: "
                "no CUDA device on the machine that ran the benchmarks; `bench/gpu.py` is ready for one | | - | | | |")
@@ -26,11 +26,26 @@ def _load(result: dict[str, Any]) -> str:
     return text
 
 
+def _base(name: str) -> str | None:
+    """The benchmark a result file belongs to: ``scale_before`` (the same script on an older checkout) -> scale."""
+    return next((b for b in sorted(ORDER, key=len, reverse=True) if name == b or name.startswith(b + "_")), None)
+
+
+def _rank(name: str) -> int:
+    base = _base(name)
+    return ORDER.index(base) if base is not None else len(ORDER)
+
+
+def _variant(name: str) -> str:
+    """`` [before]`` for a result file named after its script plus a suffix (``--name kill_points_before``)."""
+    base = _base(name)
+    return f" [{name[len(base) + 1:].replace('_', ' ')}]" if base is not None and name != base else ""
+
+
 def render(results: list[dict[str, Any]], include_quick: bool = False) -> str:
     """Markdown of the recorded (non --quick) results; ``include_quick`` for a --quick run's own folder."""
-    rank = {name: i for i, name in enumerate(ORDER)}
     results = sorted((r for r in results if include_quick or not r.get("quick")),
-                     key=lambda r: (rank.get(r.get("name"), 99), r.get("name", "")))
+                     key=lambda r: (_rank(r.get("name", "")), r.get("name", "")))
     lines = [
         "# Benchmark summary",
         "",
@@ -43,7 +58,7 @@ def render(results: list[dict[str, Any]], include_quick: bool = False) -> str:
     ]
     for res in results:
         for r in res.get("rows", []):
-            name = r.get("benchmark", "") + (" (--quick)" if res.get("quick") else "")
+            name = r.get("benchmark", "") + (" (--quick)" if res.get("quick") else "") + _variant(res.get("name", ""))
             cells = (name, r.get("goal"), r.get("measured"), r.get("ratio_text"), VERDICT[r.get("passed")],
                      machine_text(res.get("machine", {})), (res.get("date") or "")[:16].replace("T", " "), _load(res))
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")

@@ -3,6 +3,8 @@
 One ``bench/run_all.py --quick`` (each script as its own process, results into a temp folder) feeds all
 tests; they check that each JSON has the documented schema and sane numbers, and that SUMMARY.md lists
 every row. Experiments and caches go to the test's temp folders, never into bench/results.
+``kill_points.py`` is left out here: tests/faults/test_kill_points.py drives its experiments (more kill points
+than its --quick mode) in the same run.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RESULT_NAMES = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
-                "ensemble_vs_member", "ci_width", "ensemble_diversity", "gpu")
+                "scale", "ensemble_vs_member", "ci_width", "ensemble_diversity", "gpu")
 ROW_KEYS = {"benchmark", "goal", "measured", "ratio", "ratio_text", "passed"}
 
 
@@ -24,7 +26,8 @@ ROW_KEYS = {"benchmark", "goal", "measured", "ratio", "ratio_text", "passed"}
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-out")
     env = {**os.environ, "MRS_BENCH_WORKDIR": str(tmp_path_factory.mktemp("bench-work"))}
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--quick", "--skip", "kill_points",
+                           "--out", str(out)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return out, proc.stdout
@@ -99,6 +102,19 @@ def test_p5_measures_wall_and_tree_memory(quick_run):
     assert d["peak_processes"] > 3      # driver + Ray's processes + trial workers
     assert d["peak_rss_sum_mib"] > 200
     assert 100 < d["peak_pss_sum_mib"] <= d["peak_rss_sum_mib"]   # PSS splits the shared pages
+
+
+def test_scale_measures_memory_wandb_state_and_the_main_job(quick_run):
+    d = load(quick_run[0], "scale")["details"]
+    small, large = d["a"]["runs"]
+    assert small["corpus_mib"] < large["corpus_mib"] and small["trial_worker_peak_pss_mib"] > 100
+    assert small["driver_peak_pss_mib"] <= small["total_peak_pss_mib"]
+    arms = d["b"]["runs"]
+    assert arms["no-wandb"][0]["wandb_run_dirs"] == 0 and arms["wandb-offline"][0]["wandb_run_dirs"] >= 2
+    assert all(r["logging_actors_seen"] == 0 for runs in arms.values() for r in runs)   # W&B logs in the trials
+    state = d["c"]["runs"]
+    assert [r["n"] for r in state] == [2, 4] and all(0 < r["state_kb_per_trial"] < 60 for r in state)
+    assert d["d"]["run"]["rc"] == 0 and d["d"]["run"]["best_recall_at_1"] is not None
 
 
 def test_ensemble_reads_the_pipelines_study_with_paired_cis(quick_run):

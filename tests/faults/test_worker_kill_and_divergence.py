@@ -20,7 +20,7 @@ import pytest
 from search import resolve_args, run
 from spaces import register_space
 from spaces.registry import _SPACES
-from tests.faults.procs import record_rows, result_rows
+from tests.faults.procs import record_rows
 
 SAMPLES, EPOCHS = 3, 3
 DIVERGING_LR, STABLE_LR = 0.9, 3e-4
@@ -108,12 +108,13 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_nothing_is_lost(faulty_
     assert victim["num_failures"] >= 1 and "actor died" in (victim["error"] or "")
     assert victim["epochs_run"] == EPOCHS and not victim["diverged"]
     assert sorted(e["epoch"] for e in epochs if e["trial_id"] == victim["trial_id"]) == list(range(1, EPOCHS + 1))
-    # Restored, not retrained: epoch 1 ran once; the restored session started after the killed epoch.
-    rows = result_rows(Path(victim["trial_dir"]))
-    seen = [r["epoch"] for r in rows]
-    assert seen.count(1) == 1 and sorted(set(seen)) == list(range(1, EPOCHS + 1)), seen
-    assert rows[-1]["iterations_since_restore"] < EPOCHS, seen
-    assert len({r["pid"] for r in rows}) >= 2  # a new worker process finished the trial
+    # Restored, not retrained: epoch 1's row (the trial's own record keeps the latest report of each epoch) still
+    # comes from the killed worker; a new worker, restored after the killed epoch, reported the last one.
+    # (Not Tune's result.json: restarting a trial, Tune copies it back from storage, which may miss the newest lines.)
+    rows = {r["epoch"]: r for r in record_rows(Path(victim["trial_dir"]))}
+    assert sorted(rows) == list(range(1, EPOCHS + 1)), sorted(rows)
+    assert rows[1]["pid"] == killed[1], (rows[1]["pid"], killed)
+    assert rows[EPOCHS]["pid"] != killed[1] and rows[EPOCHS]["iterations_since_restore"] < EPOCHS
 
 
 def test_a_diverging_trial_ends_with_its_reason_and_the_others_finish(faulty_search):
