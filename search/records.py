@@ -40,6 +40,7 @@ class TrialRecords(tune.Callback):
         self.keep_best = keep_best
         self.session_start = time.time()
         self._records: dict[str, dict[str, Any]] = {}
+        self._ended_before: set[str] = set()
         self._reconciled = False
 
     def setup(self, **info: Any) -> None:
@@ -47,6 +48,7 @@ class TrialRecords(tune.Callback):
         # a record the newest session never wrote to belongs to a trial that session did not continue.
         self.session_start = time.time()
         self._records = {}
+        self._ended_before = set()   # trials an earlier session's record calls TERMINATED (see _live_status)
         self._reconciled = False
 
     def on_step_begin(self, iteration, trials, **info) -> None:
@@ -86,6 +88,8 @@ class TrialRecords(tune.Callback):
             if previous is not None:
                 for key in ("start_time", "epochs", "num_failures"):
                     record[key] = previous.get(key, record[key])
+                if previous.get("status") == "TERMINATED":
+                    self._ended_before.add(trial.trial_id)
             elif isinstance(trial.config.get(CONTINUES_KEY), str):
                 self._take_over(trial, record, trial.config[CONTINUES_KEY])
         return record
@@ -130,11 +134,18 @@ class TrialRecords(tune.Callback):
         except OSError:
             pass   # a full or read-only disk: Tune's own files report it; results/ falls back to them
 
+    def _live_status(self, trial) -> str:
+        """RUNNING, unless an earlier session's record says the trial had ended: a driver killed before Tune's
+        saved state knew that starts the trial again, and the trainable reads this record to report where it
+        ended instead of training it anew (search/trainable.py). Writing RUNNING here would hide that from it."""
+        self._record(trial)
+        return "TERMINATED" if trial.trial_id in self._ended_before else "RUNNING"
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self._write(trial, "RUNNING")
+        self._write(trial, self._live_status(trial))
 
     def on_trial_restore(self, iteration, trials, trial, **info) -> None:
-        self._write(trial, "RUNNING")
+        self._write(trial, self._live_status(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         record = self._record(trial)
@@ -148,7 +159,7 @@ class TrialRecords(tune.Callback):
             row = {**earlier[-1], **{k: v for k, v in row.items() if v is not None}}
         record["epochs"] = [e for e in record["epochs"] if e.get("epoch") != row.get("epoch")] + [row]
         record["last_result_time"] = time.time()
-        self._write(trial, "RUNNING")
+        self._write(trial, self._live_status(trial))
         folder, newest = self._folder(trial), result.get("checkpoint_dir_name")
         if isinstance(newest, str) and newest and not storage.is_uri(folder):
             apply_retention(Path(folder), record["epochs"], newest, keep_best=self.keep_best)

@@ -109,8 +109,14 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
         shared = shared.resolved(ray.get)
     experiment = place.experiment() if place is not None else None
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None and experiment is not None and _ended(experiment / f"trial_{tune.get_context().get_trial_id()}"):
-        return   # it had ended (finished, or stopped by the scheduler) before a killed driver could save that
+    own = experiment / f"trial_{tune.get_context().get_trial_id()}" if experiment is not None else None
+    if own is not None and _ended(own):
+        # It had ended (finished, or stopped by the scheduler) before a killed driver's saved state knew: Tune
+        # starts it again (from its last registered checkpoint, or anew). Report where it ended, train nothing.
+        # Without a checkpoint: Tune numbers a restarted trial's checkpoints from its last registered one, so
+        # a copy could overwrite a folder of its own; the record keeps naming its checkpoints (search/records.py).
+        _report_ended(own, with_checkpoint=False)
+        return
     resume_dir = None
     if checkpoint is None and continues and experiment is not None:
         me = tune.get_context().get_trial_id()
@@ -119,14 +125,7 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
             _report_ended(earlier)   # the study had finished it: report where it ended, train nothing
             return
         resume_dir = _newest_resumable(earlier)   # None: it had not finished an epoch; train from scratch
-    elif checkpoint is None and experiment is not None:
-        # A driver killed after the trial ended but before Tune's saved state had its checkpoint: Tune starts it
-        # anew; its own record says it ended. (One that had not ended retrains from scratch in its own folder:
-        # Tune numbers its checkpoints from 0 again, so continuing from a folder there would overwrite it.)
-        own = experiment / f"trial_{tune.get_context().get_trial_id()}"
-        if _ended(own):
-            _report_ended(own, with_checkpoint=False)
-            return
+    # (A trial that had not ended and has no registered checkpoint trains from scratch in its own folder.)
 
     run = wandb.start(config) if wandb is not None else None
     reporter = TuneReporter(run)

@@ -83,3 +83,35 @@ def test_a_damaged_record_falls_back_to_tunes_files_with_a_warning(tmp_path):
     exp = read_experiment(tmp_path)
     assert exp.trials[0].rows[0]["recall_at_1"] == 9.0
     assert any(f"{RECORD_FILE} is unreadable" in w for w in exp.warnings)
+
+
+def test_an_ended_trial_that_tune_starts_again_keeps_its_record_ended(tmp_path):
+    """A driver killed after a trial ended but before Tune's saved state knew it: --resume starts the trial again.
+    Its record must still say TERMINATED while it restarts (the trainable reads it to report where the trial
+    ended instead of training it anew), and the repeated last report without a checkpoint keeps the epoch's own."""
+    records = TrialRecords(str(tmp_path))
+    records.setup()
+    trial = fake_trial(tmp_path, "aaaa0001")
+    records.on_trial_start(0, [], trial)
+    records.on_trial_result(1, [], trial, report(1, 10.0, 0))
+    records.on_trial_complete(2, [], trial)          # stopped early by ASHA after epoch 1; then the driver dies
+
+    resumed = pickle.loads(pickle.dumps(records))
+    resumed.setup()
+    resumed.on_trial_start(0, [], trial)             # Tune's state had it PENDING: a fresh start
+    assert record_of(tmp_path, "aaaa0001")["status"] == "TERMINATED"
+    again = {k: v for k, v in report(1, 10.0, 0).items() if k != "checkpoint_dir_name"}
+    resumed.on_trial_result(1, [], trial, {**again, "checkpoint_dir_name": None})
+    record = record_of(tmp_path, "aaaa0001")
+    assert record["status"] == "TERMINATED"
+    assert [(e["epoch"], e["checkpoint_dir_name"]) for e in record["epochs"]] == [(1, "checkpoint_000000")]
+    resumed.on_trial_complete(2, [], trial)
+    assert record_of(tmp_path, "aaaa0001")["status"] == "TERMINATED"
+
+    # A trial the earlier session left RUNNING starts as RUNNING.
+    other = fake_trial(tmp_path, "bbbb0002")
+    records.on_trial_start(0, [], other)
+    later = pickle.loads(pickle.dumps(records))
+    later.setup()
+    later.on_trial_start(0, [], other)
+    assert record_of(tmp_path, "bbbb0002")["status"] == "RUNNING"
