@@ -16,6 +16,7 @@ import copy
 import logging
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 TESTED_RAY = ((2, 50), (2, 60))   # inclusive (major, minor)
@@ -31,6 +32,26 @@ def is_experiment_state(name: str) -> bool:
     from fnmatch import fnmatch
 
     return fnmatch(name, EXPERIMENT_STATE_GLOB)
+
+
+def can_resume(path: str) -> bool:
+    """Tune can continue the experiment at ``path``: ``Tuner.can_restore`` (tuner.pkl, written when a run starts)
+    AND an experiment state (written seconds later). A driver killed between the two left tuner.pkl alone:
+    Tune's restore then logs "Failed to restore the run state" and restarts with its sample count lost (1 trial
+    instead of --num-samples); such a folder must be started again in place instead (search/run.py)."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(path):
+        return False
+    from .storage import _filesystem, is_uri
+
+    if not is_uri(path):
+        return any(Path(path).glob(EXPERIMENT_STATE_GLOB))
+    import pyarrow.fs
+
+    fs, inner = _filesystem(path)
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(inner, allow_not_found=True))
+    return any(is_experiment_state(Path(i.path).name) for i in infos)
 
 
 def ray_version_supported(version: str | None = None) -> bool:

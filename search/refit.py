@@ -23,6 +23,7 @@ from results.refit import PLAN_FILE, REFIT_DIR, config_identity
 
 from . import storage
 from .args import SearchArgs
+from .ray_internals import can_resume
 from .trial_config import METRIC
 from .tune_state import keeping_last_good_state, restore_last_good
 
@@ -161,7 +162,7 @@ def run_refit(args: SearchArgs, trainable: Callable, trials: list[SearchTrial] |
         repaired = restore_last_good(Path(path))
         if repaired:
             print(f"refit: {repaired}", flush=True)
-    if tune.Tuner.can_restore(path):
+    if can_resume(path):
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = build_refit_tuner(args, trainable, runs)

@@ -20,7 +20,7 @@ from .diskspace import check_free_space, checkpoint_bytes, disk_full_error, is_d
 from .interrupt import INTERRUPTED
 from .lock import experiment_lock
 from .post import SearchOutcome, finish, finished_search, summarize
-from .ray_internals import EXPERIMENT_STATE_GLOB, use_legacy_progress_reporter
+from .ray_internals import EXPERIMENT_STATE_GLOB, can_resume, use_legacy_progress_reporter
 from .refit import refit_pending, run_refit, trials_from_grid, trials_from_table
 from .trainable import build_trainable
 from .trial_config import METRIC, preflight
@@ -200,7 +200,7 @@ def sigterm_stops_like_ctrl_c() -> None:
 def fit_search(args: SearchArgs, trainable, base: dict[str, Any], param_columns: list[str]):
     from ray import tune
 
-    if args.resume and tune.Tuner.can_restore(args.experiment_path):
+    if args.resume and can_resume(args.experiment_path):
         print(f"resuming {args.experiment_path}", flush=True)
         tuner = restore_tuner(args, trainable)
     else:

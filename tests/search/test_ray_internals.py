@@ -44,3 +44,17 @@ def test_the_launcher_validation_rejects_an_unknown_key():
         ray_internals.validate_launcher_config({"cluster_name": "x", "provider": {"type": "local", "head_ip": "h",
                                                                                    "worker_ips": []},
                                                 "bogus_key": 1})
+
+
+def test_a_folder_with_tuner_pkl_but_no_experiment_state_is_not_resumable(tmp_path):
+    """A driver killed between Tune writing tuner.pkl and its first experiment state: Tune's restore would restart
+    with --num-samples lost (bench/kill_points.py caught a search that ran 1 of 6 trials); start it in place."""
+    from ray import tune
+
+    from search.ray_internals import can_resume
+
+    (tmp_path / "tuner.pkl").write_bytes(b"")
+    assert tune.Tuner.can_restore(str(tmp_path)) and not can_resume(str(tmp_path))
+    (tmp_path / "experiment_state-2026-12-07_02-47-01.json").write_text("{}")
+    assert can_resume(str(tmp_path))
+    assert not can_resume(str(tmp_path / "missing"))
