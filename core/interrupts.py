@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from typing import Iterator
 
@@ -51,3 +52,17 @@ def python_handles_ctrl_c() -> None:
     the driver exited 0. Python's own handler raises KeyboardInterrupt again; the CLI turns it into exit 130."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def exit_130_stays_130() -> None:
+    """Call before ``sys.exit(130)`` in a ``python -m`` entry point that handled a Ctrl+C.
+
+    CPython quirk: a KeyboardInterrupt raised while C code ran Python through ``PyRun_*`` (pybind11's
+    ``py::exec``, which torch uses) sets a process-wide "unhandled KeyboardInterrupt" flag that survives our
+    handler, and ``python -m`` then kills itself with SIGINT at exit: exit -2 instead of 130, after the resume
+    hint was printed (seen in core.train under load). Every ``PyRun_*`` call first resets that flag, so running
+    an empty statement through one clears it (tests/core/test_interrupts.py shows both)."""
+    if sys.implementation.name == "cpython":
+        import ctypes
+
+        ctypes.pythonapi.PyRun_SimpleString(b"pass")

@@ -9,4 +9,8 @@ except KeyboardInterrupt:   # outside training (imports, loading data or text fe
     print("\ninterrupted. What --out holds is whole: a started run continues with --resume OUT/last.",
           file=sys.stderr)
     code = 130
+if code == 130:
+    from core.interrupts import exit_130_stays_130
+
+    exit_130_stays_130()
 sys.exit(code)
