@@ -160,9 +160,15 @@ class TrialRecords(tune.Callback):
         record["epochs"] = [e for e in record["epochs"] if e.get("epoch") != row.get("epoch")] + [row]
         record["last_result_time"] = time.time()
         self._write(trial, self._live_status(trial))
-        folder, newest = self._folder(trial), result.get("checkpoint_dir_name")
-        if isinstance(newest, str) and newest and not storage.is_uri(folder):
-            apply_retention(Path(folder), record["epochs"], newest, keep_best=self.keep_best)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        """Tune registers a result's checkpoint in a save step after the result: only then may the older ones be
+        brought to their purpose. Earlier, a Ctrl+C between the two left Tune's saved state naming an emptied
+        folder; the trial then continued from the newer one while Tune counted from the older (its next
+        checkpoint overwrote a folder the record names, and its iteration count fell one short)."""
+        folder, newest = self._folder(trial), Path(str(getattr(checkpoint, "path", "") or "")).name
+        if newest.startswith("checkpoint_") and not storage.is_uri(folder):
+            apply_retention(Path(folder), self._record(trial)["epochs"], newest, keep_best=self.keep_best)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._write(trial, "TERMINATED")

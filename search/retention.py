@@ -9,8 +9,8 @@ Why not Tune's ``CheckpointConfig(num_to_keep=...)``:
   slower with every trial a search added.
 - it keeps both checkpoints whole: the best one carried AdamW's moments (twice the weights) that nothing reads.
 
-So Tune keeps every checkpoint (no forced state saves), and after each report (``apply_retention``, called by
-``search.records.TrialRecords``, which knows every epoch's R@1 and checkpoint folder) the trial's folders are
+So Tune keeps every checkpoint (no forced state saves), and once Tune has registered each new one (``apply_retention``,
+called by ``search.records.TrialRecords.on_checkpoint``, which knows every epoch's R@1 and checkpoint folder) the trial's folders are
 brought to their purpose once the newest one is in storage, whole and resumable. A superseded folder is
 emptied but never removed, so whatever checkpoint a saved state names still exists: restoring an emptied or
 stripped one continues from the newest resumable checkpoint beside it (``search.trainable.usable_checkpoint``),

@@ -77,8 +77,9 @@ def test_ctrl_c_at_random_moments_keeps_metrics_and_checkpoints_in_step(tmp_path
         time.sleep(rng.uniform(0.0, 2.0))   # somewhere in the next epochs, their writes included
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
-        if proc.returncode == 0:
-            break   # it finished first
+        if proc.returncode == 0:   # it finished before the signal: the last run below resumes a finished run
+            resume = ["--resume", str(out / "last")]
+            break
         assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
         assert f"--resume {out / 'last'}" in stderr
         epochs = [m["epoch"] for m in json.loads((out / "metrics.json").read_text())]
