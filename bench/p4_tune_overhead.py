@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import (QUICK_DATA, QUICK_SETS, LoadRecord, ProcessTreeSampler, add_common_flags, apply_quick,
-                          run_dir, out_dir_for, print_rows, row, setup_environment, wait_for_quiet, write_result)
+from bench.common import (QUICK_DATA, QUICK_SETS, LoadRecord, add_common_flags, apply_quick, run_dir, out_dir_for,
+                          print_rows, row, setup_environment, wait_for_quiet, write_result)
+from bench.memory import ProcessTreeSampler
 
 NAME = "p4_tune_overhead"
 GOAL = 1.2

@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import (QUICK_DATA, REPO, ProcessTreeSampler, LoadRecord, add_common_flags, apply_quick, run_dir,
-                          out_dir_for, usable_cores, print_rows, row, setup_environment, wait_for_quiet,
-                          write_result)
+from bench.common import (QUICK_DATA, REPO, LoadRecord, add_common_flags, apply_quick, run_dir, out_dir_for,
+                          usable_cores, print_rows, row, setup_environment, wait_for_quiet, write_result)
+from bench.memory import ProcessTreeSampler
 
 NAME = "p5_main_job"
 GOAL_SECONDS = 600.0

@@ -38,9 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import (QUICK_DATA, QUICK_SETS, REPO, LoadRecord, ProcessTreeSampler, add_common_flags,
-                          apply_quick, out_dir_for, print_rows, row, run_dir, setup_environment, wait_for_quiet,
-                          write_result)
+from bench.common import (QUICK_DATA, QUICK_SETS, REPO, LoadRecord, add_common_flags, apply_quick, out_dir_for,
+                          print_rows, row, run_dir, setup_environment, wait_for_quiet, write_result)
+from bench.memory import ProcessTreeSampler
 
 NAME = "scale"
 MIB = 2**20

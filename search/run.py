@@ -198,8 +198,6 @@ def sigterm_stops_like_ctrl_c() -> None:
 
 
 def fit_search(args: SearchArgs, trainable, base: dict[str, Any], param_columns: list[str]):
-    from ray import tune
-
     if args.resume and can_resume(args.experiment_path):
         print(f"resuming {args.experiment_path}", flush=True)
         tuner = restore_tuner(args, trainable)

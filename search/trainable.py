@@ -159,10 +159,7 @@ def _record(trial_dir: Path) -> dict | None:
 def _ended(trial_dir: Path) -> bool:
     """Its own record says the trial ended well (search/records.py writes TERMINATED when Tune ends it: finished
     or stopped by the scheduler). An ERROR is retried, as --resume promises."""
-    try:
-        return json.loads((trial_dir / RECORD_FILE).read_text()).get("status") == "TERMINATED"
-    except (OSError, ValueError, AttributeError):
-        return False
+    return (_record(trial_dir) or {}).get("status") == "TERMINATED"
 
 
 def _newest_resumable(trial_dir: Path) -> str | None:
@@ -181,10 +178,7 @@ def _report_ended(trial_dir: Path, with_checkpoint: bool = True) -> None:
     record keeps naming them (search/records.py)."""
     from core.checkpoint import is_intact
 
-    try:
-        epochs = json.loads((trial_dir / RECORD_FILE).read_text()).get("epochs") or []
-    except (OSError, ValueError):
-        epochs = []
+    epochs = (_record(trial_dir) or {}).get("epochs") or []
     if not epochs:
         return
     models = [c for c in sorted(trial_dir.glob("checkpoint_*"), reverse=True) if with_checkpoint and is_intact(c)]
@@ -201,10 +195,10 @@ def usable_checkpoint(directory: str) -> str:
     if is_intact(directory, resumable=True):
         return directory
     wanted = Path(directory)
-    for sibling in sorted(wanted.parent.glob("checkpoint_*"), reverse=True):
-        if sibling != wanted and is_intact(sibling, resumable=True):
-            print(f"checkpoint {wanted.name} is cut off or missing; continuing from {sibling.name}", flush=True)
-            return str(sibling)
+    sibling = _newest_resumable(wanted.parent)   # not ``wanted``: it is not whole
+    if sibling is not None:
+        print(f"checkpoint {wanted.name} is cut off or missing; continuing from {Path(sibling).name}", flush=True)
+        return sibling
     raise CheckpointError(f"{wanted} is cut off or missing and the trial has no other whole checkpoint.",
                           where=wanted.parent, fix="the trial cannot continue; start a new search (--name) "
                           "or read its finished epochs with python -m results.")

@@ -1,6 +1,8 @@
-"""A real run_search.py driver interrupted like Ctrl+C once the experiment reaches a given point."""
+"""A real run_search.py driver interrupted like Ctrl+C once the experiment reaches a given point, and readers of
+the Tune files a search leaves (its trials, and a trial's result.json)."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -23,3 +25,18 @@ def interrupt_when(cmd: list[str], experiment: Path, ready_glob: str, timeout: f
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 130, out[-3000:]
     return out
+
+
+def trials_of(experiment: str):
+    from ray.tune import ExperimentAnalysis
+
+    return ExperimentAnalysis(experiment).trials
+
+
+def history_of(trial_dir: Path, key: str) -> list:
+    lines = (Path(trial_dir) / "result.json").read_text().splitlines()
+    return [json.loads(line)[key] for line in lines if line.strip()]
+
+
+def epochs_of(trial_dir: Path) -> list[int]:
+    return history_of(trial_dir, "epoch")

@@ -1,11 +1,8 @@
 """run_search / search: flag validation, Optuna wiring, and REAL small Ray Tune searches (ASHA, W&B
-offline, best config, SIGINT + --resume)."""
+offline, best config; SIGINT/SIGTERM + --resume: test_search_interrupts.py)."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +11,9 @@ from search import ArgsError, main, resolve_args, run
 from search.args import SMOKE_OVERRIDES, SearchArgs, check_resume_compatible
 from spaces import get_space, sample_space
 
-from .drivers import interrupt_when
+from .drivers import epochs_of, history_of, trials_of
 from .wandb_records import history
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------- flags (no Ray)
@@ -107,21 +103,6 @@ def test_study_searcher_builds_configs_like_sample_space(tmp_path):
 
 
 # ---------------------------------------------------------------- real searches
-
-def trials_of(experiment: str):
-    from ray.tune import ExperimentAnalysis
-
-    return ExperimentAnalysis(experiment).trials
-
-
-def history_of(trial_dir: Path, key: str) -> list:
-    lines = (Path(trial_dir) / "result.json").read_text().splitlines()
-    return [json.loads(line)[key] for line in lines if line.strip()]
-
-
-def epochs_of(trial_dir: Path) -> list[int]:
-    return history_of(trial_dir, "epoch")
-
 
 @pytest.fixture(scope="module")
 def aligned_search(ray_local, tmp_path_factory):
@@ -359,134 +340,6 @@ def test_second_space_runs_fifo_random_with_wandb_off(ray_local, tmp_path):
     assert all(c["max_frames"] == SMOKE_OVERRIDES["max_frames"] and c["vae"] is True for c in configs)
     assert not (Path(outcome.experiment_path) / "wandb").exists()
     assert outcome.best_config["loss"] == "temos"
-
-
-def test_sigterm_stops_the_search_like_ctrl_c(tmp_path):
-    """SIGTERM (`kill`, a job scheduler's preemption) is turned into Ctrl+C's graceful stop: exit 130, the
-    --resume command, Tune's state saved, no C++ stack dump (what Ray's own handler printed)."""
-    cmd = [sys.executable, str(REPO / "run_search.py"), "--storage", str(tmp_path), "--name", "termed"]
-    out = interrupt_when(cmd + ["--smoke-test", "--no-wandb", "--num-samples", "2", "--max-epochs", "3",
-                                "--grace-period", "3", "--max-concurrent", "1", "--ensemble-top-k", "0",
-                                "--refit-top-k", "0"], tmp_path / "termed", "trial_*/checkpoint_000000",
-                         timeout=120, sig=signal.SIGTERM)
-    assert "--resume --name termed" in out and "SIGTERM received" not in out and "Traceback" not in out
-    assert list((tmp_path / "termed").glob("experiment_state-*.json"))   # what --resume continues from
-
-
-def test_sigint_then_resume_completes_every_trial_once(tmp_path, sig=signal.SIGINT):
-    """Interrupt a real driver mid-search like Ctrl+C, then --resume: every trial finishes, none runs
-    twice, and an interrupted trial continues from its last registered checkpoint."""
-    name, samples, epochs = "interrupted", 3, 5
-    cmd = [sys.executable, str(REPO / "run_search.py"), "--storage", str(tmp_path), "--name", name]
-    # W&B stays on: its per-trial logging actors must not keep the interrupted driver waiting.
-    exp = tmp_path / name
-    # Interrupt once some trial has saved its SECOND epoch: by then the driver has registered its
-    # first checkpoint, and the trial is still mid-way through its 5 epochs.
-    out1 = interrupt_when(cmd + ["--smoke-test", "--num-samples", str(samples), "--max-epochs", str(epochs),
-                                 "--grace-period", str(epochs), "--max-concurrent", "1", "--ensemble-top-k", "0",
-                                 "--refit-top-k", "0"], exp, "trial_*/checkpoint_000001", timeout=120, sig=sig)
-    assert "--resume --name interrupted" in out1
-    assert "Traceback" not in out1
-    before = {t.trial_id: t.last_result.get("training_iteration", 0) for t in trials_of(str(exp))}
-    assert sum(before.values()) < samples * epochs  # really interrupted mid-search
-
-    second = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=240)
-    assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
-    trials = trials_of(str(exp))
-    assert len(trials) == samples and len({t.trial_id for t in trials}) == samples
-    assert set(before) <= {t.trial_id for t in trials}
-    resumed = [tid for tid, it in before.items() if 0 < it < epochs]
-    assert resumed, f"no trial was stopped mid-way: {before}"
-    for t in trials:
-        assert t.status == "TERMINATED" and t.last_result["training_iteration"] == epochs
-        seen = epochs_of(Path(t.path))
-        if t.trial_id not in resumed:
-            assert seen == list(range(1, epochs + 1)), (t.trial_id, seen)
-            continue
-        # Restored from its checkpoint, not retrained from epoch 1. Tune logs a result before it
-        # registers that epoch's checkpoint, so a Ctrl+C in between makes the resumed trial redo
-        # that one epoch (results/ keeps the later report): at most one epoch may repeat.
-        assert sorted(set(seen)) == list(range(1, epochs + 1)), (t.trial_id, seen)
-        assert seen.count(1) == 1 and len(seen) - len(set(seen)) <= 1, (t.trial_id, seen)
-        assert history_of(t.path, "iterations_since_restore")[-1] < epochs
-    wandb_trials = {r.name.rsplit("-", 1)[-1] for r in (exp / "wandb").glob("offline-run-*")}
-    assert {t.trial_id for t in trials} <= wandb_trials
-
-
-# ---------------------------------------------------------------- trainable adapter (no Ray)
-
-class FakeCoreTrain:
-    """Stands in for core.train inside train_trial: replays epochs, optionally diverging."""
-
-    class NonFiniteLossError(RuntimeError):
-        pass
-
-    def __init__(self, epochs: int, diverge_after: int | None = None, error: Exception | None = None):
-        self.epochs, self.diverge_after, self.error = epochs, diverge_after, error
-        self.calls: list[dict] = []
-
-    def train_retrieval(self, config, reporter, *, shared=None, resume_from=None):
-        self.calls.append({"config": config, "shared": shared, "resume_from": resume_from})
-        for epoch in range(1, self.epochs + 1):
-            if self.error is not None:
-                raise self.error
-            if self.diverge_after is not None and epoch > self.diverge_after:
-                raise self.NonFiniteLossError(f"loss is nan at epoch {epoch}")
-            reporter({"epoch": epoch, "recall_at_1": 10.0 * epoch}, None)
-
-
-@pytest.fixture
-def adapter(monkeypatch):
-    """train_trial with core.train and ray.tune's session functions replaced by recorders."""
-    import core
-    from search import trainable
-
-    reports: list[dict] = []
-    state = {"checkpoint": None}
-
-    def install(fake: FakeCoreTrain):
-        monkeypatch.setitem(sys.modules, "core.train", fake)
-        monkeypatch.setattr(core, "train", fake, raising=False)
-        monkeypatch.setattr(trainable.tune, "report",
-                            lambda metrics, checkpoint=None: reports.append(dict(metrics)))
-        monkeypatch.setattr(trainable.tune, "get_checkpoint", lambda: state["checkpoint"])
-        return trainable.train_trial
-
-    return install, reports, state
-
-
-def test_divergence_is_reported_as_a_useless_model_not_an_error(adapter):
-    install, reports, _ = adapter
-    train_trial = install(FakeCoreTrain(epochs=5, diverge_after=2))
-    train_trial({"lr": 0.5}, shared="SHARED")
-    assert [r["epoch"] for r in reports] == [1, 2, 3]
-    assert reports[-1]["recall_at_1"] == 0.0 and reports[-1]["diverged"] == 1.0
-
-
-def test_other_trainer_errors_propagate_for_failure_config(adapter):
-    install, reports, _ = adapter
-    train_trial = install(FakeCoreTrain(epochs=3, error=MemoryError("out of memory")))
-    with pytest.raises(MemoryError):
-        train_trial({}, shared=None)
-    assert reports == []
-
-
-def test_restored_trial_resumes_from_tunes_checkpoint(adapter, tmp_path):
-    from ray import tune
-
-    install, reports, state = adapter
-    fake = FakeCoreTrain(epochs=1)
-    train_trial = install(fake)
-    import torch
-
-    # a whole, resumable checkpoint (a cut-off or stripped one: tests/search/test_tune_state.py)
-    torch.save({"epoch": 3}, tmp_path / "checkpoint.pt")
-    torch.save({"optimizer": {}, "scheduler": {}}, tmp_path / "training_state.pt")
-    state["checkpoint"] = tune.Checkpoint.from_directory(str(tmp_path))
-    train_trial({"lr": 1e-4}, shared="SHARED")
-    call = fake.calls[0]
-    assert call["shared"] == "SHARED" and call["config"] == {"lr": 1e-4}
-    assert Path(call["resume_from"]) == tmp_path
 
 
 def test_small_splits_are_called_out_once_before_any_trial(capsys):

@@ -1,0 +1,82 @@
+"""search/trainable.py without Ray: train_trial with core.train and Tune's session functions replaced by
+recorders (divergence, other errors, restore from Tune's checkpoint)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+
+class FakeCoreTrain:
+    """Stands in for core.train inside train_trial: replays epochs, optionally diverging."""
+
+    class NonFiniteLossError(RuntimeError):
+        pass
+
+    def __init__(self, epochs: int, diverge_after: int | None = None, error: Exception | None = None):
+        self.epochs, self.diverge_after, self.error = epochs, diverge_after, error
+        self.calls: list[dict] = []
+
+    def train_retrieval(self, config, reporter, *, shared=None, resume_from=None):
+        self.calls.append({"config": config, "shared": shared, "resume_from": resume_from})
+        for epoch in range(1, self.epochs + 1):
+            if self.error is not None:
+                raise self.error
+            if self.diverge_after is not None and epoch > self.diverge_after:
+                raise self.NonFiniteLossError(f"loss is nan at epoch {epoch}")
+            reporter({"epoch": epoch, "recall_at_1": 10.0 * epoch}, None)
+
+
+@pytest.fixture
+def adapter(monkeypatch):
+    """train_trial with core.train and ray.tune's session functions replaced by recorders."""
+    import core
+    from search import trainable
+
+    reports: list[dict] = []
+    state = {"checkpoint": None}
+
+    def install(fake: FakeCoreTrain):
+        monkeypatch.setitem(sys.modules, "core.train", fake)
+        monkeypatch.setattr(core, "train", fake, raising=False)
+        monkeypatch.setattr(trainable.tune, "report",
+                            lambda metrics, checkpoint=None: reports.append(dict(metrics)))
+        monkeypatch.setattr(trainable.tune, "get_checkpoint", lambda: state["checkpoint"])
+        return trainable.train_trial
+
+    return install, reports, state
+
+
+def test_divergence_is_reported_as_a_useless_model_not_an_error(adapter):
+    install, reports, _ = adapter
+    train_trial = install(FakeCoreTrain(epochs=5, diverge_after=2))
+    train_trial({"lr": 0.5}, shared="SHARED")
+    assert [r["epoch"] for r in reports] == [1, 2, 3]
+    assert reports[-1]["recall_at_1"] == 0.0 and reports[-1]["diverged"] == 1.0
+
+
+def test_other_trainer_errors_propagate_for_failure_config(adapter):
+    install, reports, _ = adapter
+    train_trial = install(FakeCoreTrain(epochs=3, error=MemoryError("out of memory")))
+    with pytest.raises(MemoryError):
+        train_trial({}, shared=None)
+    assert reports == []
+
+
+def test_restored_trial_resumes_from_tunes_checkpoint(adapter, tmp_path):
+    from ray import tune
+
+    install, reports, state = adapter
+    fake = FakeCoreTrain(epochs=1)
+    train_trial = install(fake)
+    import torch
+
+    # a whole, resumable checkpoint (a cut-off or stripped one: tests/search/test_tune_state.py)
+    torch.save({"epoch": 3}, tmp_path / "checkpoint.pt")
+    torch.save({"optimizer": {}, "scheduler": {}}, tmp_path / "training_state.pt")
+    state["checkpoint"] = tune.Checkpoint.from_directory(str(tmp_path))
+    train_trial({"lr": 1e-4}, shared="SHARED")
+    call = fake.calls[0]
+    assert call["shared"] == "SHARED" and call["config"] == {"lr": 1e-4}
+    assert Path(call["resume_from"]) == tmp_path
