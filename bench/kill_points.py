@@ -8,7 +8,7 @@ started (a crashed machine: Ray's workers die with it). At every kill point the 
 TERMINATED are noted with their best val R@1. At the end:
 
   - every trial TERMINATED before a kill is TERMINATED after, with the same best R@1 and a readable best checkpoint;
-  - no trial ends ERROR;
+  - no trial ends ERROR, and every checkpoint folder holds the epoch its trial's record names for it;
   - the final set of trials (their configs) equals an uninterrupted run's (``--sampler random`` draws each trial's
     params from its number, so the set does not depend on timing);
   - SIGINT / SIGTERM: the driver exits 130 and prints the ``--resume`` hint.
@@ -131,6 +131,29 @@ def final_trials(experiment: Path) -> list[dict[str, Any]]:
     return out
 
 
+def checkpoint_mixups(experiment: Path) -> list[str]:
+    """Where a trial's record and its checkpoint folders disagree: two epochs naming one folder, or a folder whose
+    report.json holds another epoch than the record says (a restored trial that stored a checkpoint over one its
+    record already names)."""
+    problems = []
+    for folder, record in records(experiment).items():
+        names: dict[str, int] = {}
+        for row in record.get("epochs") or []:
+            name, epoch = row.get("checkpoint_dir_name"), row.get("epoch")
+            if not isinstance(name, str) or name.startswith("../"):
+                continue   # none, or the folder of the trial it continues (checked there)
+            if name in names:
+                problems.append(f"{folder}: epochs {names[name]} and {epoch} both name {name}")
+            names[name] = epoch
+            try:
+                stored = json.loads((experiment / folder / name / "report.json").read_text()).get("epoch")
+            except (OSError, ValueError):
+                continue   # emptied once superseded (search/retention.py)
+            if stored != epoch:
+                problems.append(f"{folder}/{name} holds epoch {stored}; the record says epoch {epoch}")
+    return problems
+
+
 def wait_for_new_checkpoint(experiment: Path, proc: psutil.Popen, timeout: float) -> bool:
     """Until a checkpoint folder appears that was not there when this was called (False: the driver ended or
     none came in ``timeout`` s)."""
@@ -251,6 +274,7 @@ def one_experiment(repo: Path, root: Path, sig_name: str, kills: int, span_s: fl
     if finish_rc != 0:
         problems.append(f"the last resume exited {finish_rc}")
     problems += [f"trial {t['trial_id']} ended {t['status']}" for t in final if t["status"] != "TERMINATED"]
+    problems += checkpoint_mixups(experiment) if experiment.is_dir() else []
     if set(by_key) != reference or len(final) != len(reference):
         problems.append(f"trial set differs from the uninterrupted run: {len(final)} trials, "
                         f"{len(set(by_key) - reference)} unexpected, {len(reference - set(by_key))} missing")

@@ -6,6 +6,9 @@ project. What is used, and why no public API does it:
   of them so a full disk cannot make ``--resume`` start over; Tune has no API to list or verify them.
 - ``ray.autoscaler._private.util.prepare_config/validate_config`` (``validate_launcher_config``): what
   `ray up` runs first, so cluster/ rejects a bad launcher YAML before any machine starts.
+- The trial session's checkpoint index (``continue_checkpoint_numbering``): a trial restored from a checkpoint older
+  than its newest one (a driver killed after Tune registered the newer one, before its state was saved) must store
+  its next checkpoint after the newest, not over it; Tune numbers from the state it restored.
 - ``RAY_AIR_NEW_OUTPUT=0`` (``use_legacy_progress_reporter``): the new console output ignores CLIReporter's
   columns (R@1, wR, sampled parameters).
 Nothing here imports Ray until a function is called.
@@ -52,6 +55,22 @@ def can_resume(path: str) -> bool:
     fs, inner = _filesystem(path)
     infos = fs.get_file_info(pyarrow.fs.FileSelector(inner, allow_not_found=True))
     return any(is_experiment_state(Path(i.path).name) for i in infos)
+
+
+def continue_checkpoint_numbering(resumed_from: str) -> None:
+    """Inside a trial: its next ``tune.report`` checkpoint goes to the folder after ``resumed_from``
+    (``checkpoint_NNNNNN``) when Tune's own count is behind it. Tune restores the count from its saved state; a trial
+    that continues from a newer folder than that state names would otherwise store its next epoch over a folder
+    its record already names for an earlier epoch."""
+    name = Path(resumed_from).name
+    if not (name.startswith("checkpoint_") and name[len("checkpoint_"):].isdigit()):
+        return   # a download (cloud storage: Tune's own count is right there, nothing is emptied)
+    from ray.train._internal.session import get_session
+
+    session = get_session()
+    index = int(name[len("checkpoint_"):])
+    if session is not None and session.storage is not None and session.storage.current_checkpoint_index < index:
+        session.storage.current_checkpoint_index = index
 
 
 def ray_version_supported(version: str | None = None) -> bool:

@@ -28,6 +28,7 @@ from results.trial_record import RECORD_FILE, REPORT_FILE, last_of_chain
 from . import storage
 from .args import SearchArgs
 from .cluster import trial_placement
+from .ray_internals import continue_checkpoint_numbering
 from .study import CONTINUES_KEY, STOPPED_KEY
 
 # What Tune's scheduler (recall_at_1), our searcher (recall_at_1, finished, diverged) and the progress table
@@ -125,7 +126,12 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
             _report_ended(earlier)   # the study had finished it: report where it ended, train nothing
             return
         resume_dir = _newest_resumable(earlier)   # None: it had not finished an epoch; train from scratch
-    # (A trial that had not ended and has no registered checkpoint trains from scratch in its own folder.)
+    elif checkpoint is None and own is not None:
+        # Tune's saved state knows no checkpoint of it, but the trial stored some before the driver was killed:
+        # continue from the newest, and store the next one after it (not over checkpoint_000000).
+        resume_dir = _newest_resumable(own)
+        if resume_dir is not None:
+            continue_checkpoint_numbering(resume_dir)
 
     run = wandb.start(config) if wandb is not None else None
     reporter = TuneReporter(run)
@@ -136,8 +142,9 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
         else:
             # Local storage: the stored folder itself; cloud: a temp download kept for the call.
             with checkpoint.as_directory() as checkpoint_dir:
-                core_train.train_retrieval(dict(config), reporter, shared=shared,
-                                           resume_from=usable_checkpoint(checkpoint_dir))
+                resume_dir = usable_checkpoint(checkpoint_dir)
+                continue_checkpoint_numbering(resume_dir)   # a newer one than Tune's: number on from it
+                core_train.train_retrieval(dict(config), reporter, shared=shared, resume_from=resume_dir)
     except Exception as e:
         if nonfinite is not None and isinstance(e, nonfinite):
             reporter.report_divergence(e)

@@ -47,10 +47,12 @@ def build_scheduler(args: SearchArgs) -> TrialScheduler:
     if args.scheduler == "fifo":   # the no-early-stopping baseline: every trial runs --max-epochs
         return FIFOScheduler()
     if args.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE, max_t=args.max_epochs,
+        return HyperBandScheduler(time_attr="epoch", metric=METRIC, mode=MODE, max_t=args.max_epochs,
                                   reduction_factor=args.reduction_factor)
-    # training_iteration == epochs: the trainer reports exactly once per epoch.
-    return ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE,
+    # The epoch each report carries, not Tune's training_iteration: a trial restored after a driver was killed
+    # continues from its newest checkpoint, which Tune's saved state may not know yet; its iteration count then
+    # starts one short of the epoch (the checkpoint numbering is realigned, search/ray_internals.py).
+    return ASHAScheduler(time_attr="epoch", metric=METRIC, mode=MODE,
                          max_t=args.max_epochs, grace_period=args.grace_period,
                          reduction_factor=args.reduction_factor)
 

@@ -3,6 +3,7 @@ installed Ray is outside the tested range or has moved one of the internals the 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import ray
 import pytest
@@ -58,3 +59,28 @@ def test_a_folder_with_tuner_pkl_but_no_experiment_state_is_not_resumable(tmp_pa
     (tmp_path / "experiment_state-2026-12-07_02-47-01.json").write_text("{}")
     assert can_resume(str(tmp_path))
     assert not can_resume(str(tmp_path / "missing"))
+
+
+def test_a_trial_stores_its_next_checkpoint_after_the_one_it_continues_from(ray_local, tmp_path):
+    """Through Tune itself: after continue_checkpoint_numbering(".../checkpoint_000004") the trial's next checkpoint
+    is checkpoint_000005; a folder behind Tune's own count changes nothing."""
+    from ray import tune
+
+    source = tmp_path / "source"
+
+    def trainable(config):
+        ray_internals.continue_checkpoint_numbering(str(tmp_path / "elsewhere" / "checkpoint_000004"))
+        for epoch in (5, 6):
+            folder = source / str(epoch)
+            folder.mkdir(parents=True)
+            (folder / "weights").write_text(str(epoch))
+            tune.report({"epoch": epoch}, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+            ray_internals.continue_checkpoint_numbering(str(tmp_path / "elsewhere" / "checkpoint_000001"))
+
+    tuner = tune.Tuner(trainable, run_config=tune.RunConfig(storage_path=str(tmp_path / "store"), name="numbering",
+                                                            verbose=0))
+    result = tuner.fit()[0]
+    assert result.error is None
+    trial = Path(result.path)
+    assert sorted(p.name for p in trial.glob("checkpoint_*")) == ["checkpoint_000005", "checkpoint_000006"]
+    assert (trial / "checkpoint_000006" / "weights").read_text() == "6"

@@ -80,3 +80,58 @@ def test_restored_trial_resumes_from_tunes_checkpoint(adapter, tmp_path):
     call = fake.calls[0]
     assert call["shared"] == "SHARED" and call["config"] == {"lr": 1e-4}
     assert Path(call["resume_from"]) == tmp_path
+
+
+def _checkpoint(folder: Path, epoch: int, resumable: bool = True) -> Path:
+    import torch
+
+    folder.mkdir(parents=True)
+    torch.save({"epoch": epoch}, folder / "checkpoint.pt")
+    if resumable:
+        torch.save({"optimizer": {}, "scheduler": {}}, folder / "training_state.pt")
+    return folder
+
+
+def test_a_trial_whose_tune_checkpoint_was_emptied_continues_from_the_newer_one_and_numbers_on(
+        adapter, tmp_path, monkeypatch):
+    """A driver killed after Tune registered checkpoint_000002 (and retention emptied checkpoint_000001), before its
+    state was saved: Tune restores the trial from checkpoint_000001. It continues from checkpoint_000002, and its
+    next checkpoint must go to checkpoint_000003, not over checkpoint_000002 (which the record names for epoch 3)."""
+    from ray import tune
+    from search import trainable
+
+    install, _, state = adapter
+    fake = FakeCoreTrain(epochs=1)
+    train_trial = install(fake)
+    numbered: list[str] = []
+    monkeypatch.setattr(trainable, "continue_checkpoint_numbering", numbered.append)
+    trial = tmp_path / "trial_x"
+    emptied = trial / "checkpoint_000001"
+    emptied.mkdir(parents=True)
+    (emptied / "retired.json").write_text("{}")
+    newer = _checkpoint(trial / "checkpoint_000002", epoch=3)
+    state["checkpoint"] = tune.Checkpoint.from_directory(str(emptied))
+    train_trial({}, shared=None)
+    assert Path(fake.calls[0]["resume_from"]) == newer
+    assert [Path(n).name for n in numbered] == ["checkpoint_000002"]
+
+
+def test_a_trial_tune_knows_no_checkpoint_of_continues_from_its_own_newest(adapter, tmp_path, monkeypatch):
+    """Killed before Tune's saved state named any checkpoint of the trial, though it had stored two: it continues
+    from its newest whole one (losing no finished epoch) and numbers on from it."""
+    from search import trainable
+
+    install, _, _ = adapter
+    fake = FakeCoreTrain(epochs=1)
+    train_trial = install(fake)
+    numbered: list[str] = []
+    monkeypatch.setattr(trainable, "continue_checkpoint_numbering", numbered.append)
+    monkeypatch.setattr(trainable.tune, "get_context",
+                        lambda: type("Context", (), {"get_trial_id": lambda self: "x",
+                                                     "get_experiment_name": lambda self: "exp"})())
+    _checkpoint(tmp_path / "trial_x" / "checkpoint_000000", epoch=1)
+    newest = _checkpoint(tmp_path / "trial_x" / "checkpoint_000001", epoch=2)
+    _checkpoint(tmp_path / "trial_x" / "checkpoint_000002", epoch=3, resumable=False)   # the best model only
+    train_trial({}, shared=None, place=trainable.SearchPlace(str(tmp_path), "exp"))
+    assert Path(fake.calls[0]["resume_from"]) == newest
+    assert [Path(n).name for n in numbered] == ["checkpoint_000001"]
