@@ -37,7 +37,13 @@ LEAN_KEYS = ("epoch", "recall_at_1", "weighted_recall", "finished", "diverged")
 
 
 def lean(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: report[k] for k in LEAN_KEYS if k in report}
+    """What Tune gets of a report. ``training_iteration`` is the epoch: Tune counts reports from the result its
+    saved state restored, which is one short when the trial continued from a newer checkpoint than that state knew
+    (a driver killed between the two; see ``usable_checkpoint``), and an explicit value is what Tune records."""
+    out = {k: report[k] for k in LEAN_KEYS if k in report}
+    if "epoch" in out:
+        out["training_iteration"] = int(out["epoch"])
+    return out
 
 
 class TuneReporter:
@@ -73,7 +79,7 @@ class TuneReporter:
         report = {"epoch": self.last_epoch + 1, "recall_at_1": 0.0, "weighted_recall": 0.0, "diverged": 1.0}
         if self.wandb_run is not None:
             self.wandb_run.log({**report, "diverged_reason": reason}, self.last_epoch + 1)
-        tune.report({**report, "diverged_reason": reason})
+        tune.report({**lean(report), "diverged_reason": reason})
 
 
 def _plain(value: Any) -> Any:
