@@ -51,6 +51,7 @@ class TuneReporter:
 
     def __init__(self, wandb_run: Any = None) -> None:
         self.last_epoch = 0
+        self.reported = 0   # results given to Tune by this call
         self.wandb_run = wandb_run   # search.wandb_setup.TrialRun or None
 
     def __call__(self, metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
@@ -68,6 +69,7 @@ class TuneReporter:
             atomic_write_text(Path(checkpoint_dir) / REPORT_FILE, json.dumps(report, default=_plain))
             checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir))
         tune.report(lean(report), checkpoint=checkpoint)
+        self.reported += 1
 
     def report_divergence(self, error: BaseException) -> None:
         """A NaN/inf loss is a property of the config: report it as a useless model (R@1 = 0) so
@@ -80,6 +82,7 @@ class TuneReporter:
         if self.wandb_run is not None:
             self.wandb_run.log({**report, "diverged_reason": reason}, self.last_epoch + 1)
         tune.report({**lean(report), "diverged_reason": reason})
+        self.reported += 1
 
 
 def _plain(value: Any) -> Any:
@@ -132,12 +135,10 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
             _report_ended(earlier)   # the study had finished it: report where it ended, train nothing
             return
         resume_dir = _newest_resumable(earlier)   # None: it had not finished an epoch; train from scratch
-    elif checkpoint is None and own is not None:
-        # Tune's saved state knows no checkpoint of it, but the trial stored some before the driver was killed:
-        # continue from the newest, and store the next one after it (not over checkpoint_000000).
-        resume_dir = _newest_resumable(own)
-        if resume_dir is not None:
-            continue_checkpoint_numbering(resume_dir)
+    # A trial Tune's saved state knows no checkpoint of trains from scratch in its own folder, even when it stored
+    # some before the driver was killed: their results never reached the driver (no record of them, no
+    # result.json rows), and training again numbers its checkpoints from checkpoint_000000 as before, so each
+    # folder keeps holding the epoch its number says.
 
     run = wandb.start(config) if wandb is not None else None
     reporter = TuneReporter(run)
@@ -145,12 +146,14 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
     try:
         if checkpoint is None:
             core_train.train_retrieval(dict(config), reporter, shared=shared, resume_from=resume_dir)
+            _report_if_nothing_left(reporter, resume_dir)
         else:
             # Local storage: the stored folder itself; cloud: a temp download kept for the call.
             with checkpoint.as_directory() as checkpoint_dir:
                 resume_dir = usable_checkpoint(checkpoint_dir)
                 continue_checkpoint_numbering(resume_dir)   # a newer one than Tune's: number on from it
                 core_train.train_retrieval(dict(config), reporter, shared=shared, resume_from=resume_dir)
+                _report_if_nothing_left(reporter, resume_dir)
     except Exception as e:
         if nonfinite is not None and isinstance(e, nonfinite):
             reporter.report_divergence(e)
@@ -159,6 +162,23 @@ def train_trial(config: dict[str, Any], shared: Any = None, wandb: Any = None,
     finally:
         if run is not None:
             run.finish(stopping=sys.exc_info()[0] is SystemExit)   # Tune stopping the trial (ASHA, the end)
+
+
+def _report_if_nothing_left(reporter: "TuneReporter", resume_dir: str | None) -> None:
+    """A trial resumed from a checkpoint of its last epoch (its final or early-stopped one: a driver killed after
+    the trial's last checkpoint was stored, before its end was recorded) trains nothing more: report that epoch
+    again (no checkpoint: the record keeps naming its own), or Tune ends the trial on a result without R@1 and
+    the search with it."""
+    if reporter.reported or resume_dir is None:
+        return
+    try:
+        report = json.loads((Path(resume_dir) / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        report = None
+    if not isinstance(report, dict) or "epoch" not in report:   # a folder written before report.json existed
+        epochs = (_record(Path(resume_dir).parent) or {}).get("epochs") or [{}]
+        report = epochs[-1]
+    tune.report(lean(report))
 
 
 def _record(trial_dir: Path) -> dict | None:

@@ -118,22 +118,32 @@ def test_a_trial_whose_tune_checkpoint_was_emptied_continues_from_the_newer_one_
     assert [Path(n).name for n in numbered] == ["checkpoint_000002"]
 
 
-def test_a_trial_tune_knows_no_checkpoint_of_continues_from_its_own_newest(adapter, tmp_path, monkeypatch):
-    """Killed before Tune's saved state named any checkpoint of the trial, though it had stored two: it continues
-    from its newest whole one (losing no finished epoch) and numbers on from it."""
+def test_a_trial_resumed_at_its_last_epoch_reports_that_epoch_again(adapter, tmp_path, monkeypatch):
+    """Killed after the trial stored its last checkpoint, before its end was recorded: restored, it has nothing left
+    to train; it reports that epoch again (without a checkpoint), or Tune would end the search on a result
+    without R@1 (bench/kill_points caught it)."""
+    import json
+
+    from ray import tune
     from search import trainable
 
-    install, _, _ = adapter
-    fake = FakeCoreTrain(epochs=1)
+    install, reports, state = adapter
+    fake = FakeCoreTrain(epochs=0)   # resumed at its last epoch: core.train reports nothing
     train_trial = install(fake)
-    numbered: list[str] = []
-    monkeypatch.setattr(trainable, "continue_checkpoint_numbering", numbered.append)
-    monkeypatch.setattr(trainable.tune, "get_context",
-                        lambda: type("Context", (), {"get_trial_id": lambda self: "x",
-                                                     "get_experiment_name": lambda self: "exp"})())
-    _checkpoint(tmp_path / "trial_x" / "checkpoint_000000", epoch=1)
-    newest = _checkpoint(tmp_path / "trial_x" / "checkpoint_000001", epoch=2)
-    _checkpoint(tmp_path / "trial_x" / "checkpoint_000002", epoch=3, resumable=False)   # the best model only
-    train_trial({}, shared=None, place=trainable.SearchPlace(str(tmp_path), "exp"))
-    assert Path(fake.calls[0]["resume_from"]) == newest
-    assert [Path(n).name for n in numbered] == ["checkpoint_000001"]
+    monkeypatch.setattr(trainable, "continue_checkpoint_numbering", lambda _: None)
+    last = _checkpoint(tmp_path / "trial_x" / "checkpoint_000002", epoch=3)
+    (last / "report.json").write_text(json.dumps({"epoch": 3, "recall_at_1": 41.0, "val_loss": 1.0}))
+    state["checkpoint"] = tune.Checkpoint.from_directory(str(last))
+    train_trial({}, shared=None)
+    assert reports == [{"epoch": 3, "recall_at_1": 41.0, "training_iteration": 3}]
+
+
+def test_a_trial_that_reported_keeps_its_own_results_only(adapter, tmp_path):
+    from ray import tune
+
+    install, reports, state = adapter
+    train_trial = install(FakeCoreTrain(epochs=2))
+    state["checkpoint"] = tune.Checkpoint.from_directory(str(_checkpoint(tmp_path / "trial_x" / "checkpoint_000000",
+                                                                         epoch=1)))
+    train_trial({}, shared=None)
+    assert [r["epoch"] for r in reports] == [1, 2]
