@@ -246,8 +246,10 @@ def one_experiment(repo: Path, root: Path, sig_name: str, kills: int, span_s: fl
             tail = log.read_bytes()[size:].decode(errors="replace")
             point = {"at_s": at, "after_checkpoint": after_checkpoint, "signal": sig_name, "delivered": True,
                      "exit": rc, "leftover_processes": len(leftovers)}
-            if rc == 0 and complete(experiment, len(reference)):
-                point["delivered"] = False   # it was ending anyway: the signal raced a finished search's exit
+            if rc in (0, -signal.SIGINT) and complete(experiment, len(reference)) and "Traceback" not in tail:
+                # The signal raced a finished search's exit: nothing was unfinished, so no hint is owed. -2: Python
+                # resets its SIGINT handler in its last moments of shutdown, and a Ctrl+C then ends the process.
+                point["delivered"] = False
                 points.append(point)
                 break
             if sig != signal.SIGKILL:   # the --resume command, or (stopped before anything started) "run it again"
