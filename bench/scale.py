@@ -138,7 +138,8 @@ def part_memory(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list
         flags = [*COMMON, *extra, "--data", f"synthetic:n={n}", "--num-samples", "1" if args.quick else "2",
                  "--max-epochs", "1",
                  "--no-wandb", "--storage", str(cwd / "experiments"), "--name", f"mem-{n}"]
-        warm_cache(repo, flags, run_env, cwd.parent)
+        if not args.quick:   # --quick checks the code path: the run may build its cache itself
+            warm_cache(repo, flags, run_env, cwd.parent)
         run = run_measured(repo, flags, cwd, run_env, args.interval, f"memory-{n}")
         run.update(n=n, corpus_mib=corpus_mib(cache), **experiment_facts(cwd / "experiments" / f"mem-{n}"))
         runs.append(run)
@@ -174,7 +175,7 @@ def part_memory(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list
 
 
 def part_wandb(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[dict], dict]:
-    trials = 2 if args.quick else 64
+    trials, epochs = (2, 1) if args.quick else (64, 3)
     data = ["--data", QUICK_DATA] if args.quick else []
     runs: dict[str, list[dict]] = {"no-wandb": [], "wandb-offline": []}
     order = ["no-wandb", "wandb-offline"] * args.repeats
@@ -183,9 +184,9 @@ def part_wandb(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[
         run_env = {**env, "MOTION_SEARCH_CACHE": str(root / "cache-smoke")}
         run_env.pop("WANDB_API_KEY", None)
         run_env["WANDB_MODE"] = "offline"
-        flags = [*COMMON, "--smoke-test", *data, "--num-samples", str(trials), "--max-epochs", "3",
+        flags = [*COMMON, "--smoke-test", *data, "--num-samples", str(trials), "--max-epochs", str(epochs),
                  "--storage", str(cwd / "experiments"), "--name", arm, *(["--no-wandb"] if arm == "no-wandb" else [])]
-        if i == 0:
+        if i == 0 and not args.quick:
             warm_cache(repo, flags, run_env, root)
         run = run_measured(repo, flags, cwd, run_env, args.interval, arm)
         run.update(arm=arm, **experiment_facts(cwd / "experiments" / arm))
@@ -204,7 +205,7 @@ def part_wandb(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[
     warnings = max(r["slow_operation_warnings"] for r in runs["wandb-offline"])
     actors = max(r["logging_actors_seen"] for r in runs["wandb-offline"])
     w_runs = min(r["wandb_run_dirs"] for r in runs["wandb-offline"])
-    rows = [row(f"Scale (b) W&B offline / --no-wandb, {trials} smoke trials x 3 epochs",
+    rows = [row(f"Scale (b) W&B offline / --no-wandb, {trials} smoke trials x {epochs} epochs",
                 f"<= {GOAL_WANDB_RATIO}x wall, no 'operation took', no logging actors",
                 f"wall {median('wandb-offline', 'wall_s'):.0f} vs {median('no-wandb', 'wall_s'):.0f} s, tuning loop "
                 f"{median('wandb-offline', 'tuning_loop_s'):.0f} vs {median('no-wandb', 'tuning_loop_s'):.0f} s "
@@ -223,7 +224,7 @@ def part_state(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[
         flags = [*COMMON, "--smoke-test", "--data", QUICK_DATA, *[x for s in QUICK_SETS for x in ("--set", s)],
                  "--num-samples", str(n), "--max-epochs", "2", "--no-wandb", "--storage", str(cwd / "experiments"),
                  "--name", f"state-{n}"]
-        if n == counts[0]:
+        if n == counts[0] and not args.quick:
             warm_cache(repo, flags, run_env, root)
         run = run_measured(repo, flags, cwd, run_env, args.interval, f"state-{n}")
         run.update(n=n, **experiment_facts(cwd / "experiments" / f"state-{n}"))
@@ -252,7 +253,8 @@ def part_main(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[d
     cwd = root / "main"
     run_env = {**env, "MOTION_SEARCH_CACHE": str(cwd / "cache")}   # cold: as on a fresh machine
     flags = (["--space", "aligned_loss", "--smoke-test", "--data", QUICK_DATA, "--num-samples", "1",
-              "--max-epochs", "1", "--no-wandb"] if args.quick else ["--space", "aligned_loss"])
+              "--max-epochs", "1", "--no-wandb", "--refit-top-k", "0", "--ensemble-top-k", "0"] if args.quick
+             else ["--space", "aligned_loss"])   # --quick: the search alone (P5 --quick runs the refit and ensemble)
     run = run_measured(repo, flags, cwd, run_env, args.interval, "main")
     best = re.search(r"best trial \S+: recall_at_1=([\d.]+)", (cwd / "main.log").read_text())
     run["best_recall_at_1"] = float(best.group(1)) if best else None

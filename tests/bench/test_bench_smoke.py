@@ -1,7 +1,7 @@
 """Every benchmark script runs end to end in its --quick mode (so bench/ cannot rot).
 
-One ``bench/run_all.py --quick`` (each script as its own process, results into a temp folder) feeds all
-tests; they check that each JSON has the documented schema and sane numbers, and that SUMMARY.md lists
+One ``bench/run_all.py --quick --jobs 2`` (each script as its own process, two at a time, results into a temp
+folder) feeds all tests; they check that each JSON has the documented schema and sane numbers, and that SUMMARY.md lists
 every row. Experiments and caches go to the test's temp folders, never into bench/results.
 ``kill_points.py`` is left out here: tests/faults/test_kill_points.py drives its experiments (more kill points
 than its --quick mode) in the same run.
@@ -26,7 +26,7 @@ ROW_KEYS = {"benchmark", "goal", "measured", "ratio", "ratio_text", "passed"}
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-out")
     env = {**os.environ, "MRS_BENCH_WORKDIR": str(tmp_path_factory.mktemp("bench-work"))}
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--quick", "--skip", "kill_points",
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--quick", "--jobs", "2", "--skip", "kill_points",
                            "--out", str(out)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
