@@ -26,7 +26,8 @@ pytestmark = pytest.mark.skipif(shutil.which("ray") is None, reason="needs the `
 
 def run_search(address: str, storage: Path, name: str, *flags: str, env: dict | None = None):
     cmd = [sys.executable, str(REPO / "run_search.py"), "--smoke-test", "--address", address,
-           "--storage", str(storage), "--name", name, "--ensemble-top-k", "0", *flags]
+           "--storage", str(storage), "--name", name, "--ensemble-top-k", "0", "--refit-top-k", "0", *flags]
+    # (the search alone: what these tests check is where its trials ran; the refit runs the same trainable)
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=SEARCH_TIMEOUT_S,
                           env={**os.environ, **(env or {})})
 

@@ -60,12 +60,15 @@ class WorkerSampler(threading.Thread):
             self.stop.wait(SAMPLE_EVERY_S)
 
 
-def run_load(trials: int, epochs: int, storage: Path, timeout: float = 900) -> dict:
+def run_load(trials: int, epochs: int, storage: Path, timeout: float = 900, data: str | None = None) -> dict:
+    """``data``: a --data spec instead of the smoke corpus (the suite's form: a smaller one, as what is measured is
+    the workers, not the epochs)."""
     cpus = len(os.sched_getaffinity(0))
     cmd = [PY, str(REPO / "run_search.py"), "--smoke-test", "--no-wandb", "--storage", str(storage),
            "--name", "load", "--num-samples", str(trials), "--max-concurrent", str(trials),
            "--cpus-per-trial", f"{cpus / trials:g}", "--max-epochs", str(epochs), "--grace-period", str(epochs),
-           "--ensemble-top-k", "0", "--refit-top-k", "0"]   # the search only: refit trials would add workers
+           "--ensemble-top-k", "0", "--refit-top-k", "0",   # the search only: refit trials would add workers
+           *(["--data", data] if data else [])]
     env = subprocess_env()
     log_path = storage / "driver.log"
     storage.mkdir(parents=True, exist_ok=True)
