@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 from core.config import SMOKE_DATA, SMOKE_MODEL, ConfigError, TrainConfig, default_flat, parse_set_pairs
 from core.crossdata import EvalData, add_eval_data_flags
 from core.data.errors import DataError
+from core.data.spec import parse_spec
 from spaces import SpaceError, get_space
 
 from .storage import ARGS_FILE, StorageError, is_uri, join, resolve_storage
@@ -292,6 +293,8 @@ def validate(args: SearchArgs) -> None:
          "postgresql://user@host/db.")
     try:   # the flags' combination here; the spec, its path and layout when both datasets load (search/run.py)
         args.eval
+        if args.data is not None:   # its spec and path now, in a second (the loaders need torch: seconds more)
+            parse_spec(args.data, args.format)
     except DataError as e:
         raise ArgsError(str(e)) from None
     need(args.address == "local" or args.address == "auto" or ":" in args.address, "--address",
