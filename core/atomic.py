@@ -68,9 +68,28 @@ def copy_dir_atomically(src: str | Path, target: Path, exclude: tuple[str, ...] 
     target.parent.mkdir(parents=True, exist_ok=True)
     prepared = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        shutil.copytree(src, prepared, dirs_exist_ok=True,
+        shutil.copytree(src, prepared, dirs_exist_ok=True, copy_function=_copy_or_stop,
                         ignore=(lambda _dir, names: [n for n in names if n in exclude]) if exclude else None)
         swap_in_dir(prepared, target)
+    except _CopyFailed as failed:   # the file's own OSError (errno kept: a full disk is named as one)
+        shutil.rmtree(prepared, ignore_errors=True)
+        raise failed.error from None
     except BaseException:
         shutil.rmtree(prepared, ignore_errors=True)
         raise
+
+
+class _CopyFailed(Exception):
+    """Carries a file's OSError out of shutil.copytree, which would otherwise go on with the other files and
+    raise one shutil.Error listing them all, its errno lost (a full disk then read as an unknown failure)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _copy_or_stop(src: str, dst: str) -> str:
+    try:
+        return shutil.copy2(src, dst)
+    except OSError as e:
+        raise _CopyFailed(e) from None

@@ -26,7 +26,7 @@ from .config import ConfigError, TextConfig, TrainConfig
 from .device import pick_device
 from .data import load_corpus
 from .data.batching import BatchBuilder
-from .data.cache import default_cache_dir
+from .data.cache import resolve_cache_dir
 from .evaluate import embed_split
 from .precision import autocast
 from .model import RetrievalModel, build_model
@@ -94,7 +94,7 @@ def open_data(cfg: TrainConfig, mean: np.ndarray | None = None, std: np.ndarray 
 
     ``mean``/``std``: a checkpoint's normalization, which saves a pass over the train split (encoding
     always uses the checkpoint's own; these only fill ``SharedInputs``)."""
-    cache_dir = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir()
+    cache_dir = resolve_cache_dir(cfg.data.cache_dir)
     corpus = load_corpus(cfg.data.data, cfg.data.format, cache_dir)
     if mean is None or std is None:
         mean, std = corpus.mean_std("train")
@@ -126,9 +126,7 @@ def encode_split(loaded: LoadedModel, data: SharedInputs, split: str, batch_size
     validation), normalized with the checkpoint's own train-split mean/std whatever corpus ``data`` holds."""
     _check_corpus(loaded, data)
     corpus = data.corpus
-    indices = corpus.split(split)
-    if len(indices) == 0:
-        raise ConfigError(f"split {split!r} of dataset {corpus.name!r} is empty; nothing to encode.")
+    indices = corpus.scored_split(split)   # DataError below 2 motions: nothing to rank
     builder = BatchBuilder(corpus, loaded.mean, loaded.std, loaded.config.data.max_frames, None)
     text, motion, captions = embed_split(loaded.model, builder, indices, frozen_features_for(loaded, data),
                                          loaded.device, batch_size=batch_size, amp=loaded.config.runtime.amp)

@@ -18,7 +18,7 @@ from .config import ConfigError, TextConfig, TrainConfig
 from .data import MotionCorpus, load_corpus
 from .data.parts import can_split
 from .registry import MOTION_ENCODERS
-from .data.cache import default_cache_dir, release_pages
+from .data.cache import release_pages, resolve_cache_dir
 from .data.chunks import DeferredArray, FrameChunks
 from .text import FrozenTextFeatures, build_frozen_text_features, sentence_embedding_config
 
@@ -115,7 +115,7 @@ def part_loss_active(cfg: TrainConfig, corpus: MotionCorpus, say: bool = False) 
 def load_shared(config: Mapping[str, Any]) -> SharedInputs:
     """The corpus of a config and its train-split normalization, without text features (validates the config)."""
     cfg = TrainConfig.from_flat(config)
-    cache_dir = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir()
+    cache_dir = resolve_cache_dir(cfg.data.cache_dir)
     corpus = load_corpus(cfg.data.data, cfg.data.format, cache_dir)
     mean, std = corpus.mean_std("train")
     return SharedInputs(corpus, mean, std, cache_dir)

@@ -98,13 +98,16 @@ def load_text_transformer(name: str) -> tuple[nn.Module, object]:
             raise
         except (OSError, ValueError) as err:  # missing files / no network / not a model folder
             last_error = err
+    said = " ".join(str(last_error).split())   # the loader's message runs over several lines: one, shortened
+    said = said if len(said) <= 160 else said[:157] + "..."
     raise ConfigError(
         f"config key 'text_model' = {name!r} cannot be loaded: it is not a local model folder and "
-        f"is not in the Hugging Face cache (and could not be downloaded). "
+        f"is not in the Hugging Face cache (and could not be downloaded{'; offline' if _offline_requested() else ''}"
+        f"; the loader said: {said}). "
         f"Fix: cache it once on a machine with internet (python -c \"from transformers import "
         f"AutoModel, AutoTokenizer; AutoModel.from_pretrained('{name}'); "
         f"AutoTokenizer.from_pretrained('{name}')\"), or pass a local folder path, or use the "
-        f"packaged default text_model={DEFAULT_TEXT_MODEL!r}. (Loader said: {last_error})"
+        f"packaged default text_model={DEFAULT_TEXT_MODEL!r}."
     ) from last_error
 
 

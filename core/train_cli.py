@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             shared, other = load_with_eval(cfg, ev)
         except (ConfigError, ClearError) as e:
             problem = str(e)
+    created = not out.exists()   # a run that fails before its first epoch leaves no empty --out behind
     if problem is None:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -119,9 +120,15 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_text(out / "metrics.json", json.dumps(history, indent=1))
             bar.update(len(history))
         train_retrieval(cfg.to_flat(), reporter, shared=shared, resume_from=args.resume)
-    except (ConfigError, ClearError, NonFiniteLossError, FileNotFoundError) as e:   # ClearError: data, checkpoint
+    except (ConfigError, ClearError, NonFiniteLossError, OSError) as e:   # ClearError: data, checkpoint
         bar.close()
-        print(f"error: {e}", file=sys.stderr)
+        # a write failure names --out (the error's own file may be the temp checkpoint being copied from)
+        line = write_failure(OSError(e.errno, e.strerror, str(out))) if isinstance(e, OSError) else None
+        if isinstance(e, OSError) and line is None and not isinstance(e, FileNotFoundError):
+            raise   # not an input or a write failure: a bug, whose traceback should show
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        print(f"error: {f'--out {line}' if line else e}", file=sys.stderr)   # --out <folder>: cannot write here
         return 2
     except KeyboardInterrupt:
         bar.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -187,17 +188,45 @@ def write_folder_atomically(experiment_dir: Path, writers: dict[str, Callable[[P
     return final
 
 
+# What a query reads of each manifest member: field -> (types, what it must be)
+MEMBER_FIELDS = {"selected": ((bool,), "true or false"), "checkpoint": ((str,), "a path"),
+                 "weight": ((int, float), "a finite number >= 0")}
+
+
 def read_manifest(experiment_dir: Path) -> dict[str, Any]:
+    """The ensemble's manifest, checked against what ``query`` reads (ResultsError naming the field otherwise)."""
     path = Path(experiment_dir) / ENSEMBLE_DIR / MANIFEST_FILE
+    fix = f"rebuild it: python run_ensemble.py {experiment_dir}"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list):
             raise ValueError("no 'members' list")
-        return manifest
     except (ValueError, UnicodeDecodeError) as e:
         raise ResultsError(f"not a readable ensemble manifest ({type(e).__name__}: {e}); the file is damaged or "
-                           "truncated.", where=path,
-                           fix=f"rebuild it: python run_ensemble.py {experiment_dir}") from None
+                           "truncated.", where=path, fix=fix) from None
+    if not isinstance(manifest.get("method"), str):
+        raise ResultsError(f"damaged ensemble manifest: 'method' is {manifest.get('method')!r}, not a fusion name.",
+                           where=path, fix=fix)
+    for n, member in enumerate(manifest["members"], 1):
+        problem = _member_problem(member)
+        if problem:
+            raise ResultsError(f"damaged ensemble manifest: member {n} {problem}.", where=path, fix=fix)
+    if not any(m["selected"] for m in manifest["members"]):
+        raise ResultsError("damaged ensemble manifest: no member is selected.", where=path, fix=fix)
+    return manifest
+
+
+def _member_problem(member: Any) -> str | None:
+    if not isinstance(member, dict):
+        return f"is {type(member).__name__}, not an object"
+    for key, (types, what) in MEMBER_FIELDS.items():
+        value = member.get(key)
+        if key not in member:
+            return f"has no '{key}'"
+        if not isinstance(value, types) or (key == "weight" and (isinstance(value, bool) or not math.isfinite(value)
+                                                                 or value < 0)):
+            return f"'{key}' is {value!r}, not {what}"
+    return None
 
 
 def stored_path(path: Path, experiment_dir: Path) -> str:

@@ -88,7 +88,12 @@ def load_search_study(experiment_dir: Path | str) -> optuna.Study:
 
 def best_reached_view(study: optuna.Study) -> optuna.Study:
     """An in-memory study: every trial with >= 1 reported epoch, COMPLETE, valued by its best report."""
-    view = optuna.create_study(direction="maximize")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # not Optuna's "A new study created in memory" line
+    try:
+        view = optuna.create_study(direction="maximize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     for t in study.get_trials(deepcopy=False):
         values = [v for v in t.intermediate_values.values() if math.isfinite(v)]
         if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:

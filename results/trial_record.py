@@ -59,4 +59,29 @@ def read_record(trial_dir: Path | None, warnings: list[str]) -> dict[str, Any] |
     if not fields_ok:
         warnings.append(f"{trial_dir.name}/{RECORD_FILE} is not a {RECORD_FORMAT} record; read Tune's files instead.")
         return None
+    problem = next((p for p in map(_epoch_problem, data["epochs"]) if p), None)
+    if problem:
+        warnings.append(f"{trial_dir.name}/{RECORD_FILE} is damaged ({problem}); read Tune's files instead.")
+        return None
     return data
+
+
+# The numbers results/ reads in each epoch row (a bool is an int in Python: refused apart)
+EPOCH_NUMBERS = ("recall_at_1", "weighted_recall", "time_this_iter_s")
+
+
+def _epoch_problem(row: Any) -> str | None:
+    """Why one epoch row of a record cannot be read as what results/ expects (None: it can)."""
+    if not isinstance(row, dict):
+        return f"an epoch row is {type(row).__name__}, not an object"
+    epoch = row.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        return f"epoch {epoch!r} is not a whole number >= 1"
+    for key in EPOCH_NUMBERS:
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"epoch {epoch}: {key} {value!r} is not a number"
+    name = row.get("checkpoint_dir_name")
+    if name is not None and not isinstance(name, str):
+        return f"epoch {epoch}: checkpoint_dir_name {name!r} is not a folder name"
+    return None

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import math
 import os
 import socket
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -128,8 +130,35 @@ class SearchArgs:
             raise ArgsError(f"--resume: {where} was not written by this version (unknown keys {unknown}, missing "
                             f"{missing}). Fix: resume it with the version that started it, or start a new --name.")
         data = dict(data)
+        for f in dataclasses.fields(cls):
+            if f.name in data and not _fits(data[f.name], str(f.type)):
+                raise ArgsError(f"--resume: {where} is damaged: {f.name} = {data[f.name]!r} is not {f.type}. Fix: "
+                                "restore the file (it is what the search was started with), or start a new --name "
+                                "(the trials stay readable with python -m results).")
         data["overrides"] = tuple(tuple(kv) for kv in data.get("overrides", ()))
-        return cls(**data)
+        args = cls(**data)
+        try:
+            validate_ranges(args)
+        except ArgsError as e:
+            raise ArgsError(f"--resume: {where} is damaged: {e} Fix: restore the file, or start a new --name.") \
+                from None
+        return args
+
+
+# search_args.json's field types as written (JSON has no tuples: overrides are [key, value] pairs)
+_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a stored value has its field's type (``annotation`` as written in SearchArgs, e.g. 'int | None')."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        return "None" in kinds
+    if annotation.startswith("tuple"):
+        return isinstance(value, (list, tuple)) and all(
+            isinstance(kv, (list, tuple)) and len(kv) == 2 and isinstance(kv[0], str) for kv in value)
+    return any(isinstance(value, _JSON_TYPES.get(kind, ())) and (kind == "bool" or not isinstance(value, bool))
+               for kind in kinds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,11 +279,21 @@ def resolve_args(given: Mapping[str, Any], *, now: float | None = None) -> Searc
     return dataclasses.replace(args, storage=storage)
 
 
-def validate(args: SearchArgs) -> None:
-    def need(cond: bool, flag: str, problem: str) -> None:
-        if not cond:
-            raise ArgsError(f"{flag}: {problem}")
+def sqlite_folder(url: str | None) -> Path | None:
+    """The folder a sqlite:/// database URL writes into (None: not a file-backed SQLite URL)."""
+    if not url or not url.startswith("sqlite:///") or url.rstrip("/") in ("sqlite:", "sqlite:///:memory:"):
+        return None
+    return Path(url[len("sqlite:///"):].split("?", 1)[0]).expanduser().resolve().parent
 
+
+def _need(cond: bool, flag: str, problem: str) -> None:
+    if not cond:
+        raise ArgsError(f"{flag}: {problem}")
+
+
+def validate_ranges(args: SearchArgs) -> None:
+    """The flags' values on their own: what a command's flags and a stored search_args.json must satisfy."""
+    need = _need
     need(args.num_samples >= 1, "--num-samples", f"{args.num_samples} must be >= 1.")
     need(args.max_epochs >= 1, "--max-epochs", f"{args.max_epochs} must be >= 1.")
     need(1 <= args.grace_period <= args.max_epochs, "--grace-period",
@@ -279,6 +318,20 @@ def validate(args: SearchArgs) -> None:
          f"{args.name!r} must be a plain folder name (no '/').")
     need(len(args.name.encode()) <= MAX_NAME_BYTES, "--name",
          f"{len(args.name.encode())} bytes is too long for a folder name; use at most {MAX_NAME_BYTES}.")
+    need(bool(args.wandb_project.strip()), "--wandb-project", "must not be empty.")
+    need(args.optuna_storage is None or "://" in args.optuna_storage, "--optuna-storage",
+         f"{args.optuna_storage!r}: expected a database URL, e.g. sqlite:////abs/path/study.db or "
+         "postgresql://user@host/db.")
+
+
+def validate(args: SearchArgs) -> None:
+    """A command's flags: their values, then against this machine, the filesystem and the data spec."""
+    need = _need
+    validate_ranges(args)
+    folder = sqlite_folder(args.optuna_storage)
+    need(folder is None or folder.is_dir(), "--optuna-storage",
+         f"{args.optuna_storage}: the folder {folder} does not exist, so SQLite cannot create the database there. "
+         "Fix: create the folder, or point the URL at an existing one (sqlite:////abs/path/study.db).")
     device = str(args.fixed_overrides.get("device", "auto"))
     need(not device.startswith("cuda") or args.gpus_per_trial > 0, "--set device",
          f"{device!r} with --gpus-per-trial 0: Ray hides every GPU from a trial that asks for none, so each trial "
@@ -287,10 +340,6 @@ def validate(args: SearchArgs) -> None:
          or os.path.isdir(args.experiment_path), "--name",
          f"{args.name!r}: {args.experiment_path} is a file, not an experiment folder. Choose another --name "
          "(or move the file away).")
-    need(bool(args.wandb_project.strip()), "--wandb-project", "must not be empty.")
-    need(args.optuna_storage is None or "://" in args.optuna_storage, "--optuna-storage",
-         f"{args.optuna_storage!r}: expected a database URL, e.g. sqlite:////abs/path/study.db or "
-         "postgresql://user@host/db.")
     try:   # the flags' combination here; the spec, its path and layout when both datasets load (search/run.py)
         args.eval
         if args.data is not None:   # its spec and path now, in a second (the loaders need torch: seconds more)
@@ -299,6 +348,10 @@ def validate(args: SearchArgs) -> None:
         raise ArgsError(str(e)) from None
     need(args.address == "local" or args.address == "auto" or ":" in args.address, "--address",
          f"{args.address!r}: expected 'local', 'auto', host:port or ray://host:port.")
+    need(not args.address.startswith("ray://") or importlib.util.find_spec("grpc") is not None, "--address",
+         f"{args.address}: a ray:// address connects through Ray Client, which needs the package ray[client] "
+         "(grpcio); it is not installed. Fix: pip install \"ray[client]\" (the same Ray version), or run the search "
+         "on a machine of the cluster with --address auto or host:6379 (the head's GCS port).")
     if args.address == "local":
         cpus = available_cpus()
         need(args.cpus_per_trial <= cpus, "--cpus-per-trial",

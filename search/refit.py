@@ -114,6 +114,22 @@ def to_train(runs: list[RefitRun]) -> list[RefitRun]:
     return [r for r in runs if r.reused_trial is None]
 
 
+def refit_space(configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The refit's param_space: the points' shared values, and a choice among theirs for each key they vary in.
+    A constant there that a point overrides makes Tune log "Pre-set value ... is not equal to the value of
+    parameter" once per point and key (the seed, at least): noise on the user's console."""
+    from ray import tune
+
+    space: dict[str, Any] = {}
+    for key, first in configs[0].items():
+        values: list[Any] = []
+        for config in configs:
+            if config.get(key) not in values:
+                values.append(config.get(key))
+        space[key] = first if len(values) == 1 else tune.choice(values)
+    return space
+
+
 def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun]):
     """A FIFO Tune experiment at <experiment>/refit running each planned config once, in plan order."""
     from ray import tune
@@ -126,7 +142,7 @@ def build_refit_tuner(args: SearchArgs, trainable: Callable, runs: list[RefitRun
     configs = [r.config for r in to_train(runs)]
     return tune.Tuner(
         trainable,
-        param_space=dict(configs[0]),       # constants; every point below replaces all of them
+        param_space=refit_space(configs),   # every point below replaces all of it
         tune_config=tune.TuneConfig(
             search_alg=BasicVariantGenerator(points_to_evaluate=configs, max_concurrent=args.max_concurrent),
             num_samples=len(configs), reuse_actors=True,

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from core.data.splits import MIN_DECISIVE_SPLIT
+from core.data.splits import MIN_DECISIVE_SPLIT, small_split_note
 from core.interrupts import python_handles_ctrl_c, sigterm_is_ctrl_c
 
 from . import storage
@@ -109,11 +109,15 @@ def run_locked(args: SearchArgs, finished: SearchOutcome | None, base: dict[str,
 
     # Parse the data before Ray starts: a bad --data fails in seconds with the loader's message.
     shared = prepare_shared_inputs(base, param_columns, args.eval)
-    warn_small_splits(shared.corpus)
+    check_small_splits(shared.corpus, base, args)
     per_checkpoint = checkpoint_bytes(base, shared)
     check_free_space(args, per_checkpoint)   # a search that cannot fit fails now, not at its 1st checkpoint
     started = False
     t0 = time.perf_counter()
+    if args.wandb:   # W&B's server is asked once, with a bounded wait, before Ray starts (offline if it fails)
+        from .wandb_setup import resolve_mode
+
+        resolve_mode()
     try:
         started = start_ray(args)
         INTERRUPTED.clear()
@@ -210,10 +214,18 @@ def fit_search(args: SearchArgs, trainable, base: dict[str, Any], param_columns:
     return tuner.fit()
 
 
-def warn_small_splits(corpus) -> None:
-    """Once, before any trial: a val/test split this small cannot decide between trials."""
+def check_small_splits(corpus, base: dict[str, Any], args: SearchArgs) -> None:
+    """Once, before Ray starts: the split every trial scores (and the test split, when an ensemble or a refit will
+    score it) must hold enough motions to rank (DataError: exit 2); one this small cannot decide between trials;
+    one smaller than the protocol's batch is an easier ranking than its results say."""
+    scored = [base.get("eval_split", "val")] + (["test"] if args.ensemble_top_k or args.refit_top_k else [])
+    for split in scored:
+        corpus.scored_split(split)
     for split in ("val", "test"):
         n = len(corpus.splits.get(split, ()))
+        note = small_split_note(split, n, int(base.get("eval_batch_size", 32))) if n else None
+        if note:
+            print(note, flush=True)
         if 0 < n < MIN_DECISIVE_SPLIT:
             half = 100 * 1.96 * (0.25 / n) ** 0.5
             print(f"WARNING: the {split} split has only {n} motions: one query moves R@1 by {100 / n:.1f} points and "

@@ -38,15 +38,55 @@ def has_credentials() -> bool:
         return False
 
 
-def resolve_mode() -> str:
-    """'online' with credentials, else 'offline'; an explicit WANDB_MODE wins. Sets WANDB_MODE in this process
-    (the driver's summary run and the sync hint read it)."""
+# Seconds the driver waits, once before Ray starts, for the W&B server to accept a connection.
+WANDB_CONNECT_TIMEOUT_S = float(os.environ.get("MOTION_SEARCH_WANDB_TIMEOUT_S", "10"))
+
+
+def resolve_mode(timeout: float | None = None) -> str:
+    """'online' when it can be (credentials, and the server accepts a connection within ``timeout`` s), else
+    'offline' with one warning saying why (W&B is optional: the search never waits on it or ends over it);
+    an explicit WANDB_MODE=offline/disabled wins. Sets WANDB_MODE in this process (the driver's summary run and
+    the sync hint read it, the trials get it through ``TrialWandb``)."""
     mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode in ("offline", "disabled", "online"):
+    if mode in ("offline", "disabled"):
         return mode
-    mode = "online" if has_credentials() else "offline"
+    if _DECIDED and mode == _DECIDED[-1]:   # decided once per driver (before Ray starts); not asked again
+        return mode
+    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    problem = None
+    if not has_credentials():
+        if mode == "online":   # asked for, but it would fail in wandb.init: say so once, log offline
+            problem = "WANDB_MODE=online but there is no W&B API key (WANDB_API_KEY, or `wandb login`)"
+    else:
+        problem = unreachable(base, WANDB_CONNECT_TIMEOUT_S if timeout is None else timeout)
+    if problem:
+        _warn(f"{problem}: W&B logs offline instead, and the search goes on. Upload the runs later with "
+              "`wandb sync` (the command is printed at the end).")
+    mode = "offline" if problem or not has_credentials() else "online"
     os.environ["WANDB_MODE"] = mode
+    _DECIDED.append(mode)
     return mode
+
+
+_DECIDED: list[str] = []
+
+
+def unreachable(url: str, timeout: float) -> str | None:
+    """Why the server at ``url`` cannot be reached (None: it accepted a TCP connection within ``timeout`` s)."""
+    import socket
+
+    parsed = urlparse(url)
+    host = parsed.hostname
+    if not host:
+        return f"WANDB_BASE_URL={url!r} is not a URL"
+    port = parsed.port or (80 if parsed.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except socket.timeout:
+        return f"the W&B server {url} did not answer within {timeout:g} s (MOTION_SEARCH_WANDB_TIMEOUT_S)"
+    except OSError as exc:
+        return f"the W&B server {url} cannot be reached ({exc.strerror or type(exc).__name__})"
 
 
 def wandb_root(args: SearchArgs) -> str | None:
@@ -192,10 +232,10 @@ def sync_hint(args: SearchArgs) -> str | None:
     root = wandb_root(args)
     if root is None:
         where = f"{args.experiment_path}/*/wandb/offline-run-*"
-        return f"W&B ran offline (no API key). Upload later with:\n  wandb login && wandb sync {where}"
+        return f"W&B ran offline. Upload later with:\n  wandb login && wandb sync {where}"
     runs = offline_run_dirs(args)
     where = os.path.join(root, WANDB_SUBDIR, "offline-run-*")
-    return (f"W&B ran offline (no API key): {len(runs)} runs in {os.path.join(root, WANDB_SUBDIR)}. "
+    return (f"W&B ran offline: {len(runs)} runs in {os.path.join(root, WANDB_SUBDIR)}. "
             f"Upload later with:\n  wandb login && wandb sync {where}")
 
 
@@ -208,14 +248,19 @@ def log_summary(args: SearchArgs, *, best_config: Mapping[str, Any] | None,
     Returns the run dir (or None)."""
     import wandb
 
-    mode = os.environ.get("WANDB_MODE", resolve_mode())
+    mode = os.environ.get("WANDB_MODE") or resolve_mode()
     if mode == "disabled":
         return None
     root = wandb_root(args)
-    run = wandb.init(project=args.wandb_project, group=args.name, job_type="summary",
-                     name=f"{args.name}-summary", dir=root, mode=mode,
-                     config=dict(best_config or {}), reinit="create_new",
-                     settings=wandb.Settings(silent=True))
+    try:
+        run = wandb.init(project=args.wandb_project, group=args.name, job_type="summary",
+                         name=f"{args.name}-summary", dir=root, mode=mode,
+                         config=dict(best_config or {}), reinit="create_new",
+                         settings=wandb.Settings(silent=True))
+    except Exception as exc:   # W&B is optional: the search's results are written already
+        _warn(f"the W&B summary run could not start ({type(exc).__name__}: {str(exc)[:200]}); every result is in "
+              f"{args.experiment_path}.")
+        return None
     try:
         payload: dict[str, Any] = {}
         if similarity_png is not None and Path(similarity_png).is_file():

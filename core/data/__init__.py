@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from .build import build_corpus
-from .cache import cache_key, code_hash, content_hash, default_cache_dir, load_cached, save_corpus
+from .cache import cache_key, code_hash, content_hash, default_cache_dir, load_cached, resolve_cache_dir, save_corpus
 from .errors import DataError
 from .spec import DataSpec, parse_spec
 from .splits import SplitSpec, assign_splits
@@ -55,7 +55,7 @@ def load_corpus(data: str = "synthetic", format: str | None = None, cache_dir: s
                 refresh: bool = False, verbose: bool = False) -> MotionCorpus:
     """Load a dataset by spec, from the cache when possible. Bad input raises one ``DataError``."""
     spec = parse_spec(data, format)
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    cache = resolve_cache_dir(cache_dir)
     key, source_hash = _key(spec, cache)
     if not refresh:
         cached = load_cached(cache, key)

@@ -32,9 +32,27 @@ OWN_SUBDIRS = ("corpus", "hash-memo", "text", "extracted")  # what this project 
 def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
-        return Path(env).expanduser()
+        return _usable(Path(env).expanduser(), f"{CACHE_ENV}={env}")
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "motion-retrieval-search"
+
+
+def resolve_cache_dir(cache_dir: str | Path | None) -> Path:
+    """The cache folder to use: ``cache_dir`` (the --cache-dir flag or the cache_dir config key) or the default;
+    DataError when it names a plain file (every write into it would fail later, deep inside a load)."""
+    if not cache_dir:
+        return default_cache_dir()
+    return _usable(Path(cache_dir).expanduser(), f"cache_dir {cache_dir}")
+
+
+def _usable(path: Path, given: str) -> Path:
+    if path.exists() and not path.is_dir():
+        from .errors import DataError
+
+        raise DataError(f"{given}: is a file, not a folder for the dataset and text-feature cache.",
+                        fix="point it at a folder (created if missing), or unset it for the default "
+                            "~/.cache/motion-retrieval-search.")
+    return path
 
 
 def _hash_file(path: Path, h) -> None:

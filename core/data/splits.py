@@ -38,6 +38,28 @@ DEFAULT_FRACTION = 0.1
 # Below this many queries a split cannot decide between trials: R@1 moves in >= 1-point steps and its
 # 95 % CI is wider than +-10 points (run_search says so at the start).
 MIN_DECISIVE_SPLIT = 100
+# Below this a split cannot be scored at all: with no motion there is nothing to rank; with one, every model ranks
+# it first (R@1 = 100 whatever it learned).
+MIN_SCORED_SPLIT = 2
+
+
+def scored_split_error(split: str, n: int, total: int, dataset: str) -> DataError | None:
+    """The error for a ``split`` of ``n`` motions (of ``total``) that recall is computed on, when it is too small."""
+    if n >= MIN_SCORED_SPLIT:
+        return None
+    return DataError(f"the {split!r} split of dataset {dataset!r} holds {n} motion(s) of {total}: retrieval recall "
+                     f"needs at least {MIN_SCORED_SPLIT} to rank (with one, R@1 is 100 whatever the model).",
+                     fix=f"give it motions: size it in the data spec, e.g. --data SPEC:{split}=0.1 (a fraction) or "
+                         f"{split}=50 (a count), with split=hash when the dataset's own split files left it this "
+                         "small; or use more data.")
+
+
+def small_split_note(split: str, n: int, batch_size: int) -> str | None:
+    """What to say when a scored split is smaller than the evaluation protocol's batch (None otherwise)."""
+    if n >= batch_size:
+        return None
+    return (f"note: the {split} split has {n} motions, fewer than the protocol's batch of {batch_size}: each batch "
+            f"holds all {n}, so its R@k is an easier {n}-way ranking, not comparable with {batch_size}-way results.")
 
 
 @dataclass(frozen=True)

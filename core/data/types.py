@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import DataError
 from .mirror_text import mirror_caption
-from .splits import ALL_MOTIONS
+from .splits import ALL_MOTIONS, scored_split_error
 from .chunks import FrameChunks
 from .strings import RaggedStrings, StringTable
 
@@ -146,6 +146,14 @@ class MotionCorpus:
             raise DataError(f"split {name!r} does not exist in dataset {self.name!r}; "
                             f"it has {sorted(self.splits)}.")
         return self.splits[name]
+
+    def scored_split(self, name: str) -> np.ndarray:
+        """A split recall is computed on: DataError naming its size when it is too small to rank."""
+        indices = self.split(name)
+        error = scored_split_error(name, len(indices), len(self.ids), self.name)
+        if error is not None:
+            raise error
+        return indices
 
     def mean_std(self, split: str = "train", eps: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean/std over the frames of one split (train only for normalization).

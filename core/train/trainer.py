@@ -103,7 +103,7 @@ class _Trainer:
         torch.manual_seed(cfg.optim.seed)
         corpus = shared.corpus
         self.train_idx = corpus.split("train")
-        self.eval_idx = corpus.split(cfg.data.eval_split)
+        self.eval_idx = corpus.scored_split(cfg.data.eval_split)
         self.builder = BatchBuilder(corpus, shared.mean, shared.std, cfg.data.max_frames, cfg.augment)
         self.frozen = shared.frozen_features(cfg.text) if cfg.text.text_mode == "frozen" else None
         self.part_loss = part_loss_active(cfg, corpus)

@@ -41,6 +41,15 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
         assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
+def test_data_refused_after_out_was_made_leaves_no_empty_out_behind(tmp_path):
+    from tests.faults.damaged_fixtures import tiny_folder
+
+    out = tmp_path / "new" / "run"
+    proc = run("--smoke-test", "--data", str(tiny_folder(tmp_path)), "--out", str(out))
+    assert proc.returncode == 2 and "split of dataset 'tiny_folder' holds 1 motion(s) of 5" in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
 def test_a_finished_run_is_kept_unless_overwrite_is_asked(tmp_path):
     out = tmp_path / "run"
     assert run("--smoke-test", "--out", str(out), "--epochs", "1").returncode == 0

@@ -20,32 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.faults.bad_input_case import ENTRY_POINTS, SMOKE, Case
 from tests.faults.bad_input_fixtures import FIXTURES
-from tests.faults.procs import PY, REPO, cleanup_env, subprocess_env
+from tests.faults.bad_inputs_damaged import CLUSTER_CASES, DAMAGED_CASES, SERVICE_CASES, STORAGE_CASES
+from tests.faults.procs import REPO, cleanup_env, subprocess_env
 
 MARKDOWN = Path(__file__).with_name("BAD_INPUTS.md")
-ENTRY_POINTS = {
-    "run_search.py": [PY, str(REPO / "run_search.py")],
-    "run_ensemble.py": [PY, str(REPO / "run_ensemble.py")],
-    "python -m core.data": [PY, "-m", "core.data"],
-    "python -m core.train": [PY, "-m", "core.train"],
-    "python -m results": [PY, "-m", "results"],
-}
-SMOKE = ["--smoke-test", "--no-wandb", "--storage", "{tmp}"]   # run_search flags every search case shares
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    what: str                # the bad input, in words
-    entry: str               # key of ENTRY_POINTS
-    argv: tuple[str, ...]
-    stderr: str              # regex the (single) error line must match: names the thing and the fix
-    exit_code: int = 2
-
-    @property
-    def fixtures(self) -> list[str]:
-        return sorted(set(re.findall(r"\{(\w+)\}", " ".join(self.argv))) - {"tmp"})
 
 
 # ---------------------------------------------------------------------------------------------- the table
@@ -274,7 +254,7 @@ CASES: tuple[Case, ...] = (
          r"--top 0: must be >= 1"),
     Case("results-not-an-experiment", "tables of a folder that is not an experiment", "python -m results",
          ("{empty_dir}",), r"empty_dir: not a Ray Tune experiment directory.*Fix: pass the folder"),
-)
+) + DAMAGED_CASES + SERVICE_CASES + STORAGE_CASES + CLUSTER_CASES
 
 
 # ---------------------------------------------------------------------------------------------- running

@@ -93,3 +93,16 @@ def test_a_disk_that_fills_mid_search_is_named_and_resume_continues_the_same_sea
     for trial_id, config in before.items():   # the same search: every trial Tune knew of is kept, config and all
         assert trial_id in trials, (trial_id, sorted(trials))
         assert json.loads((exp / f"trial_{trial_id}" / "params.json").read_text()) == config
+
+
+def test_core_train_on_a_disk_that_fills_names_it_in_one_line(small_disk):
+    """core.train --out on a disk with room for less than one checkpoint (a shutil.Error traceback before): one
+    line naming --out and the full disk, exit 2, and nothing left behind."""
+    disk = small_disk(1)
+    out = disk / "run"
+    proc = subprocess.run([PY, "-m", "core.train", "--smoke-test", "--epochs", "1", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"--out {out}: cannot write here (No space left on device). Fix: free space there" in errors[0], errors[0]
+    assert not out.exists()   # no epoch fitted: nothing half-written, and no empty --out left behind

@@ -37,6 +37,18 @@ def test_plan_takes_the_top_distinct_configs_and_reuses_full_length_runs(tmp_pat
     assert [r.reused_trial for r in plan_refit(longer, trials)] == [None]   # other length: retrained
 
 
+def test_the_refit_space_holds_the_shared_values_and_a_choice_where_the_points_differ():
+    from ray.tune.search.sample import Categorical
+
+    from search.refit import refit_space
+
+    space = refit_space([{"lr": 1e-3, "seed": 1, "loss": "aligned"}, {"lr": 1e-3, "seed": 2, "loss": "aligned"},
+                         {"lr": 2e-3, "seed": 1, "loss": "aligned"}])
+    assert space["loss"] == "aligned"
+    assert isinstance(space["seed"], Categorical) and space["seed"].categories == [1, 2]
+    assert space["lr"].categories == [1e-3, 2e-3] and all(space[k].is_valid(v) for k, v in (("seed", 2), ("lr", 2e-3)))
+
+
 def test_trials_from_table_reads_parquet_rows():
     import pyarrow as pa
 
@@ -63,6 +75,7 @@ def test_interrupted_refit_resumes_and_ranks_configs_by_the_seed_mean(tmp_path):
     second = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
     assert "the search already finished" in second.stdout and "Refit ranking" in second.stdout
+    assert "Pre-set value" not in out1 + second.stdout + second.stderr   # Tune's warning per point and key
     assert sorted(p.name for p in exp.glob("trial_*")) == search_trials        # the search did not run again
     plan = json.loads((exp / "refit" / "refit_plan.json").read_text())["runs"]
     reused = [r for r in plan if r["reused_trial"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -342,13 +343,29 @@ def test_second_space_runs_fifo_random_with_wandb_off(ray_local, tmp_path):
     assert outcome.best_config["loss"] == "temos"
 
 
+ENSEMBLED = SimpleNamespace(ensemble_top_k=3, refit_top_k=2)   # a search whose later stages score the test split
+
+
 def test_small_splits_are_called_out_once_before_any_trial(capsys):
-    from search.run import warn_small_splits
+    from core.data import load_corpus
+    from search.run import check_small_splits
 
-    class Corpus:
-        splits = {"train": range(100), "val": range(20), "test": range(500)}
-
-    warn_small_splits(Corpus())
+    corpus = load_corpus("synthetic:n=620,val=20,test=500")
+    check_small_splits(corpus, {"eval_split": "val", "eval_batch_size": 32}, ENSEMBLED)
     out = capsys.readouterr().out
     assert "the val split has only 20 motions" in out and "+-22 points" in out and "val=0.2" in out
     assert "test split" not in out and out.count("WARNING") == 1
+    # smaller than the protocol's batch: said once, as an easier ranking
+    assert "the val split has 20 motions, fewer than the protocol's batch of 32" in out and out.count("note:") == 1
+
+
+@pytest.mark.parametrize("spec, split, n", [("synthetic:n=60,val=1", "val", 1), ("synthetic:n=60,test=1", "test", 1)])
+def test_a_split_too_small_to_score_is_refused_before_ray(spec, split, n):
+    from core.data import DataError, load_corpus
+    from search.run import check_small_splits
+
+    corpus = load_corpus(spec)
+    with pytest.raises(DataError, match=rf"the '{split}' split of dataset .* holds {n} motion\(s\) of 60: retrieval "
+                                        rf"recall needs at least 2.*Fix: size it in the data spec, e.g. --data "
+                                        rf"SPEC:{split}=0.1"):
+        check_small_splits(corpus, {"eval_split": "val", "eval_batch_size": 32}, ENSEMBLED)

@@ -112,3 +112,17 @@ def test_datasets_inside_the_cache_dir_still_hash_their_own_bytes(tmp_path):
     whole = content_hash(tmp_path, memo_dir=tmp_path)
     (tmp_path / "corpus" / "entry.npy").write_text("changed cache entry")
     assert content_hash(tmp_path, memo_dir=tmp_path) == whole
+
+
+def test_a_cache_folder_that_is_a_plain_file_is_one_clear_error(tmp_path, monkeypatch):
+    from core.data.cache import CACHE_ENV, default_cache_dir, resolve_cache_dir
+
+    plain = tmp_path / "cache"
+    plain.write_text("a file")
+    with pytest.raises(DataError, match=rf"cache_dir {plain}: is a file, not a folder .*Fix: point it at a folder"):
+        resolve_cache_dir(str(plain))
+    monkeypatch.setenv(CACHE_ENV, str(plain))
+    with pytest.raises(DataError, match=rf"{CACHE_ENV}={plain}: is a file, not a folder"):
+        default_cache_dir()
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "new"))   # missing is fine: it is created when written
+    assert resolve_cache_dir(None) == tmp_path / "new"

@@ -82,3 +82,20 @@ def test_synthetic_default_holds_500_val_700_test_and_split_options_reuse_the_ca
     assert sizes(a.splits) == {"train": 60, "val": 25, "test": 35}
     assert a.content_hash == b.content_hash and len(list((tmp_path / "corpus").iterdir())) == 1   # parsed once
     assert sum(sizes(b.splits).values()) == 120 and sizes(b.splits) != sizes(a.splits)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_a_split_too_small_to_rank_is_one_error_with_its_size(n):
+    from core.data.splits import scored_split_error
+
+    error = scored_split_error("val", n, 40, "toy")
+    assert isinstance(error, DataError)
+    assert f"the 'val' split of dataset 'toy' holds {n} motion(s) of 40: retrieval recall needs at least 2" in str(error)
+    assert scored_split_error("val", 2, 40, "toy") is None
+
+
+def test_a_split_smaller_than_the_protocols_batch_is_said_to_be_an_easier_ranking():
+    from core.data.splits import small_split_note
+
+    assert "fewer than the protocol's batch of 32: each batch holds all 20" in small_split_note("val", 20, 32)
+    assert small_split_note("val", 32, 32) is None

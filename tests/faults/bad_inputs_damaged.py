@@ -1,0 +1,108 @@
+"""Rows of the bad-input table for splits too small to score and for damaged or foreign files (issue 23's families
+2 and 3); tests/faults/bad_inputs.py appends them to its table. Fixtures: tests/faults/damaged_fixtures.py."""
+from __future__ import annotations
+
+from tests.faults.bad_input_case import SMOKE, Case
+
+TOO_SMALL = r"the '{split}' split of dataset '{name}' holds {n} motion\(s\) of {total}: retrieval recall needs at " \
+            r"least 2.*Fix: give it motions: size it in the data spec"
+
+
+def too_small(split: str, name: str, n: int, total: int = 30) -> str:
+    return TOO_SMALL.format(split=split, name=name, n=n, total=total)
+
+
+DAMAGED_ARGS = r"--resume: .*stored/search_args\.json is damaged: {what}.*Fix: restore the file"
+MANIFEST = r"ensemble/manifest\.json: damaged ensemble manifest: {what}.*Fix: rebuild it: python run_ensemble\.py"
+CACHE_FILE = r"cache_dir .*cache_file: is a file, not a folder for the dataset and text-feature cache\. " \
+             r"Fix: point it at a folder"
+
+DAMAGED_CASES: tuple[Case, ...] = (
+    # splits too small to score: refused with their sizes, before training or Ray, by every entry point
+    Case("train-tiny-dataset", "a 5-motion dataset: its hashed val split holds one motion (trained on it before)",
+         "python -m core.train", ("--smoke-test", "--data", "{tiny_folder}", "--out", "{tmp}/out"),
+         too_small("val", "tiny_folder", 1, 5)),
+    Case("train-val-split-one", "a dataset whose val split holds one motion (a traceback before)",
+         "python -m core.train", ("--smoke-test", "--data", "{one_motion_val}", "--out", "{tmp}/out"),
+         too_small("val", "one_motion_val", 1)),
+    Case("search-tiny-dataset", "run_search.py on a 5-motion dataset (ran a whole search and ensemble before)",
+         "run_search.py", ("--data", "{tiny_folder}", *SMOKE), too_small("val", "tiny_folder", 1, 5)),
+    Case("search-val-split-one", "run_search.py on a dataset whose val split holds one motion", "run_search.py",
+         ("--data", "{one_motion_val}", *SMOKE), too_small("val", "one_motion_val", 1)),
+    Case("search-test-split-one", "run_search.py, whose ensemble scores the test split, on a one-motion test split",
+         "run_search.py", ("--data", "{one_motion_test}", *SMOKE), too_small("test", "one_motion_test", 1)),
+    Case("search-eval-data-one-motion", "--eval-data whose test split holds one motion", "run_search.py",
+         ("--data", "{raw_features}", "--eval-data", "{one_motion_test}", *SMOKE),
+         r"--eval-data .*one_motion_test: its 'test' split holds 1 motion\(s\) of 30; retrieval needs at least 2"),
+    Case("train-eval-data-one-motion", "core.train --eval-data whose test split holds one motion",
+         "python -m core.train", ("--smoke-test", "--data", "{raw_features}", "--eval-data", "{one_motion_test}",
+                                  "--out", "{tmp}/out"),
+         r"--eval-data .*one_motion_test: its 'test' split holds 1 motion\(s\) of 30; retrieval needs at least 2"),
+    # a stored search_args.json checked against its schema (types and ranges), not only "parses"
+    Case("resume-args-string-numbers", "--resume of a search_args.json whose numbers are strings (a TypeError "
+         "traceback before)", "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored_string_numbers}"),
+         DAMAGED_ARGS.format(what=r"num_samples = '6' is not int\.")),
+    Case("resume-args-out-of-range", "--resume of a search_args.json with max_epochs 0", "run_search.py",
+         ("--resume", "--name", "stored", "--storage", "{stored_zero_epochs}"),
+         DAMAGED_ARGS.format(what=r"--max-epochs: 0 must be >= 1\.")),
+    Case("resume-args-bool-seed", "--resume of a search_args.json whose seed is true (a bool passes an int check)",
+         "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored_bool_seed}"),
+         DAMAGED_ARGS.format(what=r"seed = True is not int\.")),
+    Case("resume-args-overrides-object", "--resume of a search_args.json whose overrides are an object, not pairs",
+         "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored_bad_overrides}"),
+         DAMAGED_ARGS.format(what=r"overrides = \{'lr': 0\.001\} is not tuple")),
+    # an ensemble manifest checked against what a query reads of it
+    Case("query-manifest-without-selected", "--query of an ensemble whose manifest member lacks 'selected' (a "
+         "KeyError traceback before)", "run_ensemble.py", ("{manifest_without_selected}", "--query", "a person walks"),
+         MANIFEST.format(what=r"member 1 has no 'selected'\.")),
+    Case("query-manifest-string-weight", "--query of an ensemble whose member weight is a string", "run_ensemble.py",
+         ("{manifest_string_weight}", "--query", "a person walks"),
+         MANIFEST.format(what=r"member 1 'weight' is '1\.0', not a finite number >= 0\.")),
+    Case("query-manifest-nothing-selected", "--query of an ensemble whose manifest selects no member",
+         "run_ensemble.py", ("{manifest_nothing_selected}", "--query", "a person walks"),
+         MANIFEST.format(what=r"no member is selected\.")),
+    Case("query-manifest-member-list", "--query of an ensemble whose manifest member is a list", "run_ensemble.py",
+         ("{manifest_member_list}", "--query", "a person walks"),
+         MANIFEST.format(what=r"member 1 is list, not an object\.")),
+    Case("query-manifest-method-number", "--query of an ensemble whose manifest method is a number",
+         "run_ensemble.py", ("{manifest_method_number}", "--query", "a person walks"),
+         MANIFEST.format(what=r"'method' is 3, not a fusion name\.")),
+    # a cache folder that is a plain file: silently accepted before (every write into it failed later)
+    Case("data-cache-dir-is-a-file", "--cache-dir naming a plain file", "python -m core.data",
+         ("--data", "synthetic", "--cache-dir", "{cache_file}"), CACHE_FILE),
+    Case("train-cache-dir-is-a-file", "--set cache_dir= a plain file", "python -m core.train",
+         ("--smoke-test", "--set", "cache_dir={cache_file}", "--out", "{tmp}/out"), CACHE_FILE),
+    Case("search-cache-dir-is-a-file", "run_search.py --set cache_dir= a plain file", "run_search.py",
+         ("--set", "cache_dir={cache_file}", *SMOKE), CACHE_FILE),
+)
+
+# services and names only reachable or loadable elsewhere: refused before Ray starts, in one line of ours
+SERVICE_CASES: tuple[Case, ...] = (
+    Case("optuna-storage-missing-folder", "--optuna-storage sqlite URL in a folder that does not exist (an "
+         "SQLAlchemy traceback after 10 s before)", "run_search.py",
+         ("--optuna-storage", "sqlite:////no/such/dir/study.db", *SMOKE),
+         r"--optuna-storage: sqlite:////no/such/dir/study\.db: the folder /no/such/dir does not exist.*Fix: create"),
+    Case("search-unknown-text-model-offline", "--set text_model= a hub name that is not cached, offline (the last "
+         "line was the Hugging Face library's own before)", "run_search.py",
+         ("--set", "text_model=some-org/unknown-model", *SMOKE),
+         r"config key 'text_model' = 'some-org/unknown-model' cannot be loaded: .*offline.*Fix: cache it once.*"
+         r"packaged default text_model='.*'\.$"),
+)
+
+# cloud storage that cannot be reached, checked with a bounded wait before Ray starts (tests/search/
+# test_storage_reach.py adds s3:// against a closed and a stalled local endpoint, and gs:// without credentials)
+STORAGE_CASES: tuple[Case, ...] = (
+    Case("storage-hdfs-without-java", "--storage hdfs:// on a machine without a JVM (a traceback before)",
+         "run_search.py", ("--smoke-test", "--no-wandb", "--storage", "hdfs://namenode:8020/experiments"),
+         r"--storage hdfs://namenode:8020/experiments: cannot be reached \(.*libjvm.*\)\. Fix: check the network"),
+    Case("storage-abfs-without-credentials", "--storage abfs:// without Azure credentials (a traceback before)",
+         "run_search.py", ("--smoke-test", "--no-wandb", "--storage", "abfs://runs@account.dfs.core.windows.net/x"),
+         r"--storage abfs://\*\*\*@account\.dfs\.core\.windows\.net/x: cannot be reached \(.*Credential.*Fix: check"),
+)
+
+CLUSTER_CASES: tuple[Case, ...] = (
+    Case("address-ray-client-not-installed", "--address ray://host:10001 without ray[client] (a ValueError "
+         "traceback before)", "run_search.py", ("--address", "ray://127.0.0.1:{closed_port}", *SMOKE),
+         r"--address: ray://127\.0\.0\.1:\d+: a ray:// address connects through Ray Client, which needs the "
+         r"package ray\[client\].*Fix: pip install"),
+)

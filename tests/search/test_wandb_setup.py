@@ -1,0 +1,75 @@
+"""search/wandb_setup.py's up-front decision: W&B logs online only when it has a key and its server accepts a
+connection within the bounded wait; otherwise one warning and offline (the search goes on). Real endpoints: a
+closed local port, a local server that listens, and one that never accepts (its backlog full)."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from search import wandb_setup
+from tests.search.services import free_port
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """No decision made yet, no netrc, no key, no mode."""
+    monkeypatch.setattr(wandb_setup, "_DECIDED", [])
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    for key in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    return monkeypatch
+
+
+def test_online_asked_without_a_key_logs_offline_with_one_warning(fresh, capsys):
+    fresh.setenv("WANDB_MODE", "online")
+    assert wandb_setup.resolve_mode(timeout=2) == "offline"
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "WANDB_MODE=online but there is no W&B API key" in err
+    assert "the search goes on" in err and "wandb sync" in err
+
+
+def test_a_key_and_a_closed_port_log_offline_at_once(fresh, capsys):
+    fresh.setenv("WANDB_API_KEY", "x" * 40)
+    fresh.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    t0 = time.perf_counter()
+    assert wandb_setup.resolve_mode(timeout=5) == "offline"
+    assert time.perf_counter() - t0 < 3
+    assert "cannot be reached (Connection refused)" in capsys.readouterr().err
+
+
+def test_a_server_that_never_accepts_is_given_up_after_the_bounded_wait(fresh, capsys):
+    """A listening socket with a full backlog that nobody accepts from: SYNs go unanswered, as behind a firewall
+    that drops them."""
+    fresh.setenv("WANDB_API_KEY", "x" * 40)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        fillers = []
+        try:
+            for _ in range(8):   # fill the accept queue: later connects hang
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(server.getsockname())
+                fillers.append(filler)
+            fresh.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+            t0 = time.perf_counter()
+            mode = wandb_setup.resolve_mode(timeout=1.5)
+            waited = time.perf_counter() - t0
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert mode == "offline" and 1.0 < waited < 5, waited
+    assert "did not answer within 1.5 s" in capsys.readouterr().err
+
+
+def test_a_key_and_a_listening_server_log_online_and_are_asked_once(fresh, capsys):
+    fresh.setenv("WANDB_API_KEY", "x" * 40)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        fresh.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert wandb_setup.resolve_mode(timeout=2) == "online"
+    assert wandb_setup.resolve_mode(timeout=2) == "online"   # decided: not asked again (the server is gone now)
+    assert capsys.readouterr().err == ""
