@@ -366,6 +366,6 @@ def test_a_split_too_small_to_score_is_refused_before_ray(spec, split, n):
 
     corpus = load_corpus(spec)
     with pytest.raises(DataError, match=rf"the '{split}' split of dataset .* holds {n} motion\(s\) of 60: retrieval "
-                                        rf"recall needs at least 2.*Fix: size it in the data spec, e.g. --data "
-                                        rf"SPEC:{split}=0.1"):
+                                        rf"recall needs at least 2.*Fix: give it motions: size it in the data spec, "
+                                        rf"e.g. --data SPEC:{split}=0.1"):
         check_small_splits(corpus, {"eval_split": "val", "eval_batch_size": 32}, ENSEMBLED)
