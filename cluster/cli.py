@@ -102,7 +102,7 @@ def check_search_args(search_args: Sequence[str]) -> None:
         given["storage"] = "s3://validation-only/unused"
     given.setdefault("name", "validation-only")
     try:  # the same checks run_search.py makes before starting (space, ASHA, resources, --set)
-        resolve_args({**given, "address": "auto"})
+        resolve_args({**given, "address": "auto"}, check_storage=False)   # the cluster reaches it, not this machine
     except ArgsError as e:
         raise ClusterCliError(f"run_search.py flags: {e}") from None
 

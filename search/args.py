@@ -251,8 +251,10 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_args(given: Mapping[str, Any], *, now: float | None = None) -> SearchArgs:
-    """Defaults (smoke-test ones if asked) + given flags -> validated SearchArgs."""
+def resolve_args(given: Mapping[str, Any], *, now: float | None = None, check_storage: bool = True) -> SearchArgs:
+    """Defaults (smoke-test ones if asked) + given flags -> validated SearchArgs. ``check_storage=False``: the
+    flags are for a search that runs elsewhere (``python -m cluster submit``), whose storage this machine need
+    not reach or write."""
     smoke = bool(given.get("smoke_test"))
     values = {**DEFAULTS, **(SMOKE_DEFAULTS if smoke else {}),
               **{k: v for k, v in given.items() if k != "overrides"}}
@@ -273,7 +275,7 @@ def resolve_args(given: Mapping[str, Any], *, now: float | None = None) -> Searc
     validate(args)
     check_address_reachable(args.address)
     try:  # last: it creates the folder, which only a valid command should do
-        storage = resolve_storage(args.storage, check_writable=True)
+        storage = resolve_storage(args.storage, check_writable=check_storage)
     except StorageError as e:
         raise ArgsError(str(e)) from None
     return dataclasses.replace(args, storage=storage)
