@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     gpus = torch.cuda.device_count() if cuda else 1
     if not cuda:  # Ray gets one pretend GPU; search's own "no GPU on this machine" check is told the same
         import search.args
-        search.args.visible_gpus = lambda: 1
+        search.args.visible_gpus = lambda: 1   # validate() looks it up in search.args
     storage = run_dir(args, "gpu")
     load = LoadRecord(wait_for_quiet(args.max_load, args.wait_load), own=usable_cores(), max_per_core=args.max_load)
     started_ray = start_local_ray(usable_cores(), num_gpus=gpus)

@@ -10,9 +10,7 @@ import dataclasses
 import importlib.util
 import math
 import os
-import socket
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -22,6 +20,8 @@ from core.data.errors import DataError
 from core.data.spec import parse_spec
 from spaces import SpaceError, get_space
 
+from .errors import ArgsError
+from .reach import available_cpus, check_address_reachable, sqlite_folder, visible_gpus
 from .storage import ARGS_FILE, StorageError, is_uri, join, resolve_storage
 
 DEFAULTS: dict[str, Any] = dict(
@@ -47,15 +47,6 @@ MAX_NAME_BYTES = 200   # a folder name: filesystems allow 255 bytes, and Tune an
 FLAG_OWNED_KEYS = {"epochs": "--max-epochs", "data": "--data", "format": "--format", "seed": "--seed"}
 # Flags that may differ on --resume (they do not change what the stored experiment computes).
 RESUME_FREE_FLAGS = {"resume", "name", "storage", "address", "ensemble_top_k", "storage_shared"}
-# ray.init(address=host:port) retries for minutes when nothing listens there; a TCP connect answers
-# in milliseconds (refused) or this many seconds (no route / filtered port).
-ADDRESS_CONNECT_TIMEOUT_S = 3.0
-
-
-class ArgsError(ValueError):
-    """A command-line flag that cannot be used; the message names the flag and the fix."""
-
-
 @dataclass(frozen=True)
 class SearchArgs:
     space: str
@@ -244,13 +235,6 @@ def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
     return tuple((k, typed[k]) for k in raw)
 
 
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def resolve_args(given: Mapping[str, Any], *, now: float | None = None, check_storage: bool = True) -> SearchArgs:
     """Defaults (smoke-test ones if asked) + given flags -> validated SearchArgs. ``check_storage=False``: the
     flags are for a search that runs elsewhere (``python -m cluster submit``), whose storage this machine need
@@ -279,13 +263,6 @@ def resolve_args(given: Mapping[str, Any], *, now: float | None = None, check_st
     except StorageError as e:
         raise ArgsError(str(e)) from None
     return dataclasses.replace(args, storage=storage)
-
-
-def sqlite_folder(url: str | None) -> Path | None:
-    """The folder a sqlite:/// database URL writes into (None: not a file-backed SQLite URL)."""
-    if not url or not url.startswith("sqlite:///") or url.rstrip("/") in ("sqlite:", "sqlite:///:memory:"):
-        return None
-    return Path(url[len("sqlite:///"):].split("?", 1)[0]).expanduser().resolve().parent
 
 
 def _need(cond: bool, flag: str, problem: str) -> None:
@@ -366,35 +343,6 @@ def validate(args: SearchArgs) -> None:
     if args.is_local_storage and args.address != "local" and not args.storage_shared:
         print(f"note: --storage {args.storage} is a local path; on a multi-node cluster every node must "
               "see it (NFS: then add --storage-shared), otherwise use s3:// or gs://.")
-
-
-def check_address_reachable(address: str, timeout: float = ADDRESS_CONNECT_TIMEOUT_S) -> None:
-    """host:port or ray://host:port must accept a TCP connection before Ray is asked to join it."""
-    if address in ("local", "auto"):
-        return
-    target = address.split("://", 1)[1] if "://" in address else address
-    host, _, port = target.rpartition(":")
-    host = host.strip("[]")  # IPv6 literal: [::1]:6379
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ArgsError(f"--address {address!r}: expected host:port with a port in 1..65535, "
-                        "e.g. 10.0.0.1:6379 (the head's GCS port) or ray://10.0.0.1:10001.")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as e:  # refused, unresolvable host, no route, or timed out
-        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
-        raise ArgsError(f"--address {address}: cannot reach a Ray cluster there ({reason}). Start it "
-                        "(`ray start --head` on the head node prints its address) or fix host:port "
-                        "(GCS port 6379 by default, ray:// clients 10001); --address local runs on "
-                        "this machine.") from None
-
-
-def visible_gpus() -> int:
-    try:
-        import torch
-        return torch.cuda.device_count()
-    except ImportError:
-        return 0
 
 
 def check_resume_compatible(stored: SearchArgs, given: Mapping[str, Any], *, storage: str) -> SearchArgs:

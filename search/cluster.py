@@ -101,7 +101,7 @@ def ensure_ray(args: SearchArgs) -> bool:
     """ray.init unless Ray is already up (tests, notebooks). Returns True if we started it."""
     import ray
 
-    from .args import available_cpus
+    from .reach import available_cpus
 
     if ray.is_initialized():
         return False
