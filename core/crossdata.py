@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from .data import MotionCorpus, load_corpus, parse_spec
 from .data.errors import DataError
-from .data.splits import ALL_MOTIONS, MIN_SCORED_SPLIT, scored_split_error
+from .data.splits import ALL_MOTIONS, MIN_SCORED_SPLIT
 
 if TYPE_CHECKING:   # torch-heavy: imported where used, so the CLIs parse their flags first
     from .inference import LoadedModel
@@ -130,7 +130,7 @@ def open_eval_data(ev: EvalData, train: SharedInputs, train_spec: str) -> Shared
         raise _as_eval_flag(e, ev.data) from None
     check_same_layout(train.corpus, train_spec, corpus, ev)
     n = len(corpus.split(ev.split))
-    if scored_split_error(ev.split, n, len(corpus), corpus.name) is not None:
+    if n < MIN_SCORED_SPLIT:
         raise DataError(f"--eval-data {ev.data}: its {ev.split!r} split holds {n} motion(s) of {len(corpus)}; "
                         f"retrieval needs at least {MIN_SCORED_SPLIT} to rank.",
                         fix="size it in the spec (e.g. :test=0.5) or pass --eval-data-split all.")

@@ -38,15 +38,25 @@ def check_address_reachable(address: str, timeout: float = ADDRESS_CONNECT_TIMEO
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ArgsError(f"--address {address!r}: expected host:port with a port in 1..65535, "
                         "e.g. 10.0.0.1:6379 (the head's GCS port) or ray://10.0.0.1:10001.")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as e:  # refused, unresolvable host, no route, or timed out
-        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+    reason = connect_problem(host, int(port), timeout)
+    if reason is not None:
         raise ArgsError(f"--address {address}: cannot reach a Ray cluster there ({reason}). Start it "
                         "(`ray start --head` on the head node prints its address) or fix host:port "
                         "(GCS port 6379 by default, ray:// clients 10001); --address local runs on "
-                        "this machine.") from None
+                        "this machine.")
+
+
+TIMED_OUT = "timed out"
+
+
+def connect_problem(host: str, port: int, timeout: float) -> str | None:
+    """Why ``host:port`` does not accept a TCP connection within ``timeout`` s (``TIMED_OUT``, or the system's
+    reason: refused, unresolvable host, no route), or None when it does."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return TIMED_OUT if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
 
 
 def sqlite_folder(url: str | None) -> Path | None:

@@ -218,12 +218,12 @@ def check_small_splits(corpus, base: dict[str, Any], args: SearchArgs) -> None:
     """Once, before Ray starts: the split every trial scores (and the test split, when an ensemble or a refit will
     score it) must hold enough motions to rank (DataError: exit 2); one this small cannot decide between trials;
     one smaller than the protocol's batch is an easier ranking than its results say."""
-    scored = [base.get("eval_split", "val")] + (["test"] if args.ensemble_top_k or args.refit_top_k else [])
+    scored = [base["eval_split"]] + (["test"] if args.ensemble_top_k or args.refit_top_k else [])
     for split in scored:
         corpus.scored_split(split)
     for split in ("val", "test"):
         n = len(corpus.splits.get(split, ()))
-        note = small_split_note(split, n, int(base.get("eval_batch_size", 32))) if n else None
+        note = small_split_note(split, n, base["eval_batch_size"]) if n else None
         if note:
             print(note, flush=True)
         if 0 < n < MIN_DECISIVE_SPLIT:

@@ -49,9 +49,9 @@ def build_scheduler(args: SearchArgs) -> TrialScheduler:
     if args.scheduler == "hyperband":
         return HyperBandScheduler(time_attr="epoch", metric=METRIC, mode=MODE, max_t=args.max_epochs,
                                   reduction_factor=args.reduction_factor)
-    # The epoch each report carries, not Tune's training_iteration: a trial restored after a driver was killed
-    # continues from its newest checkpoint, which Tune's saved state may not know yet; its iteration count then
-    # starts one short of the epoch (the checkpoint numbering is realigned, search/ray_internals.py).
+    # The epoch each report carries: the trainer reports once per epoch, and search.trainable.lean reports the same
+    # number as training_iteration (Tune's own count starts one short for a trial that continues from a newer
+    # checkpoint than Tune's saved state names).
     return ASHAScheduler(time_attr="epoch", metric=METRIC, mode=MODE,
                          max_t=args.max_epochs, grace_period=args.grace_period,
                          reduction_factor=args.reduction_factor)

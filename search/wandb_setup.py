@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 from ray import tune
 
 from .args import SearchArgs
+from .reach import TIMED_OUT, connect_problem
 
 WANDB_SUBDIR = "wandb"   # wandb.init(dir=D) writes D/wandb/<offline-run-...>
 
@@ -54,7 +55,8 @@ def resolve_mode(timeout: float | None = None) -> str:
         return mode
     base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
     problem = None
-    if not has_credentials():
+    credentials = has_credentials()
+    if not credentials:
         if mode == "online":   # asked for, but it would fail in wandb.init: say so once, log offline
             problem = "WANDB_MODE=online but there is no W&B API key (WANDB_API_KEY, or `wandb login`)"
     else:
@@ -62,7 +64,7 @@ def resolve_mode(timeout: float | None = None) -> str:
     if problem:
         _warn(f"{problem}: W&B logs offline instead, and the search goes on. Upload the runs later with "
               "`wandb sync` (the command is printed at the end).")
-    mode = "offline" if problem or not has_credentials() else "online"
+    mode = "online" if credentials and not problem else "offline"
     os.environ["WANDB_MODE"] = mode
     _DECIDED.append(mode)
     return mode
@@ -73,20 +75,14 @@ _DECIDED: list[str] = []
 
 def unreachable(url: str, timeout: float) -> str | None:
     """Why the server at ``url`` cannot be reached (None: it accepted a TCP connection within ``timeout`` s)."""
-    import socket
-
     parsed = urlparse(url)
     host = parsed.hostname
     if not host:
         return f"WANDB_BASE_URL={url!r} is not a URL"
-    port = parsed.port or (80 if parsed.scheme == "http" else 443)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except socket.timeout:
+    reason = connect_problem(host, parsed.port or (80 if parsed.scheme == "http" else 443), timeout)
+    if reason == TIMED_OUT:
         return f"the W&B server {url} did not answer within {timeout:g} s (MOTION_SEARCH_WANDB_TIMEOUT_S)"
-    except OSError as exc:
-        return f"the W&B server {url} cannot be reached ({exc.strerror or type(exc).__name__})"
+    return None if reason is None else f"the W&B server {url} cannot be reached ({reason})"
 
 
 def wandb_root(args: SearchArgs) -> str | None:

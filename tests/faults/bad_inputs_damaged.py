@@ -17,6 +17,13 @@ MANIFEST = r"ensemble/manifest\.json: damaged ensemble manifest: {what}.*Fix: re
 CACHE_FILE = r"cache_dir .*cache_file: is a file, not a folder for the dataset and text-feature cache\. " \
              r"Fix: point it at a folder"
 
+
+def manifest_query(fixture: str, whose: str, named: str) -> Case:
+    """A --query of the experiment ``fixture`` builds, whose ensemble manifest is damaged as ``whose`` says."""
+    return Case(f"query-{fixture.replace('_', '-')}", f"--query of an ensemble whose {whose}", "run_ensemble.py",
+                (f"{{{fixture}}}", "--query", "a person walks"), MANIFEST.format(what=named))
+
+
 DAMAGED_CASES: tuple[Case, ...] = (
     # splits too small to score: refused with their sizes, before training or Ray, by every entry point
     Case("train-tiny-dataset", "a 5-motion dataset: its hashed val split holds one motion (trained on it before)",
@@ -52,21 +59,13 @@ DAMAGED_CASES: tuple[Case, ...] = (
          "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored_bad_overrides}"),
          DAMAGED_ARGS.format(what=r"overrides = \{'lr': 0\.001\} is not tuple")),
     # an ensemble manifest checked against what a query reads of it
-    Case("query-manifest-without-selected", "--query of an ensemble whose manifest member lacks 'selected' (a "
-         "KeyError traceback before)", "run_ensemble.py", ("{manifest_without_selected}", "--query", "a person walks"),
-         MANIFEST.format(what=r"member 1 has no 'selected'\.")),
-    Case("query-manifest-string-weight", "--query of an ensemble whose member weight is a string", "run_ensemble.py",
-         ("{manifest_string_weight}", "--query", "a person walks"),
-         MANIFEST.format(what=r"member 1 'weight' is '1\.0', not a finite number >= 0\.")),
-    Case("query-manifest-nothing-selected", "--query of an ensemble whose manifest selects no member",
-         "run_ensemble.py", ("{manifest_nothing_selected}", "--query", "a person walks"),
-         MANIFEST.format(what=r"no member is selected\.")),
-    Case("query-manifest-member-list", "--query of an ensemble whose manifest member is a list", "run_ensemble.py",
-         ("{manifest_member_list}", "--query", "a person walks"),
-         MANIFEST.format(what=r"member 1 is list, not an object\.")),
-    Case("query-manifest-method-number", "--query of an ensemble whose manifest method is a number",
-         "run_ensemble.py", ("{manifest_method_number}", "--query", "a person walks"),
-         MANIFEST.format(what=r"'method' is 3, not a fusion name\.")),
+    manifest_query("manifest_without_selected", "manifest member lacks 'selected' (a KeyError traceback before)",
+                   r"member 1 has no 'selected'\."),
+    manifest_query("manifest_string_weight", "member weight is a string",
+                   r"member 1 'weight' is '1\.0', not a finite number >= 0\."),
+    manifest_query("manifest_nothing_selected", "manifest selects no member", r"no member is selected\."),
+    manifest_query("manifest_member_list", "manifest member is a list", r"member 1 is list, not an object\."),
+    manifest_query("manifest_method_number", "manifest method is a number", r"'method' is 3, not a fusion name\."),
     # a cache folder that is a plain file: silently accepted before (every write into it failed later)
     Case("data-cache-dir-is-a-file", "--cache-dir naming a plain file", "python -m core.data",
          ("--data", "synthetic", "--cache-dir", "{cache_file}"), CACHE_FILE),
