@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "ensemble's test metrics on this dataset (same feature layout; never used to choose)")
     ap.add_argument("--optuna-storage", metavar="URL",
                     help="database of the Optuna study (default: SQLite <experiment>/optuna.db), e.g. "
-                         "postgresql://user@host/db to keep many searches' studies in one database; the study is "
+                         "postgresql+psycopg2://user@host/db to keep many searches' studies in one database; the study is "
                          "named after --name. Open it with optuna-dashboard URL")
     ap.add_argument("--smoke-test", action="store_true", default=None,
                     help="tiny CPU search in seconds: synthetic:n=200, 4 trials, 2 epochs, tiny model")
@@ -300,7 +300,7 @@ def validate_ranges(args: SearchArgs) -> None:
     need(bool(args.wandb_project.strip()), "--wandb-project", "must not be empty.")
     need(args.optuna_storage is None or "://" in args.optuna_storage, "--optuna-storage",
          f"{args.optuna_storage!r}: expected a database URL, e.g. sqlite:////abs/path/study.db or "
-         "postgresql://user@host/db.")
+         "postgresql+psycopg2://user@host/db.")
 
 
 def validate(args: SearchArgs) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 from core.atomic import atomic_write_text
 
+from .reach import hide_credentials
+
 URI_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "hdfs", "file")
 ARGS_FILE = "search_args.json"
 
@@ -70,7 +72,7 @@ def check_reachable(uri: str, timeout: float | None = None) -> None:
     timeout = STORAGE_TIMEOUT_S if timeout is None else timeout
     fix = ("check the network and the credentials (AWS_* / GOOGLE_APPLICATION_CREDENTIALS / the cluster's "
            "identity), or use a local or mounted --storage path.")
-    shown = re.sub(r"://[^/@]*@", "://***@", uri)   # never print credentials given in the URI
+    shown = hide_credentials(uri)   # never print credentials given in the URI
     try:
         probe = subprocess.run([sys.executable, "-c", _PROBE, uri], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import pickle
 import warnings
 from pathlib import Path
@@ -35,6 +36,8 @@ from ray.tune.search import Searcher
 
 from results.study_report import STUDY_FILE, study_url   # the file the search writes is the one results reads
 from spaces import get_space, sample_space
+
+from .reach import answer_within, hide_credentials
 
 log = logging.getLogger(__name__)
 RAY_TRIAL_ATTR = "ray_trial_id"
@@ -67,16 +70,34 @@ def local_study_file(experiment_uri: str):
     return folder / f"{experiment_uri.rstrip('/').rsplit('/', 1)[-1]}-{key}.db"
 
 
-def study_exists(storage: str, name: str) -> bool:
+# Seconds to wait for the study's database server before the search is refused: a driver connecting to a host
+# that never answers (a firewall dropping packets) waits for minutes.
+DATABASE_TIMEOUT_S = float(os.environ.get("MOTION_SEARCH_DATABASE_TIMEOUT_S", "30"))
+
+
+def study_exists(storage: str, name: str, timeout: float | None = None) -> bool:
+    """Whether the database at ``storage`` holds a study ``name``: the search's first question to its database,
+    so one that cannot answer (down, unreachable, no driver, bad credentials) is named here, before Ray starts."""
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
         return False        # do not create an empty database file just to look
+    timeout = DATABASE_TIMEOUT_S if timeout is None else timeout
+    fix = ("Fix: check the URL, that the server runs and this machine reaches it, the credentials, and that its "
+           "driver is installed (PostgreSQL: pip install psycopg2-binary).")
     try:
-        return name in optuna.study.get_all_study_names(storage=storage)
+        names = answer_within(lambda: optuna.study.get_all_study_names(storage=storage), timeout)
+    except TimeoutError:
+        raise StudyStorageError(f"--optuna-storage {hide_credentials(storage)}: no answer within {timeout:g} s "
+                                f"(MOTION_SEARCH_DATABASE_TIMEOUT_S). {fix}") from None
+    except ImportError as exc:  # optuna names no module; its cause does (postgresql:// means psycopg 3 to SQLAlchemy 2.1)
+        module = getattr(exc.__cause__, "name", None) or "?"
+        raise StudyStorageError(f"--optuna-storage {hide_credentials(storage)}: its database driver, the module "
+                                f"{module!r}, is not installed. Fix: pip install it, or name an installed driver in "
+                                f"the URL (e.g. postgresql+psycopg2://user@host/db with psycopg2-binary).") from None
     except Exception as exc:   # an unreachable server, bad credentials, a missing driver: say which, up front
-        raise StudyStorageError(f"--optuna-storage {storage}: cannot open the database ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else exc}). Fix: check the URL, that the "
-                                f"server runs, and that its driver is installed (PostgreSQL: pip install "
-                                f"psycopg2-binary).") from None
+        said = " ".join(str(exc).split("(Background on this error")[0].split()) or type(exc).__name__
+        raise StudyStorageError(f"--optuna-storage {hide_credentials(storage)}: cannot open the database "
+                                f"({type(exc).__name__}: {hide_credentials(said)[:300]}). {fix}") from None
+    return name in names
 
 
 class StudyStorageError(ValueError):
@@ -92,7 +113,7 @@ def check_study(args) -> None:
             download_study(args)
         return
     if study_exists(url, args.name):
-        raise StudyStorageError(f"--optuna-storage {url}: a study named {args.name!r} already exists there (another "
+        raise StudyStorageError(f"--optuna-storage {hide_credentials(url)}: a study named {args.name!r} already exists there (another "
                                 f"search's history). Fix: continue that search with --resume, or choose another "
                                 f"--name.")
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import glob
 import html
+import http.client
 import netrc
 import os
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -39,8 +42,10 @@ def has_credentials() -> bool:
         return False
 
 
-# Seconds the driver waits, once before Ray starts, for the W&B server to accept a connection.
+# Seconds the driver waits, once before Ray starts, for the W&B server to accept a connection and answer.
 WANDB_CONNECT_TIMEOUT_S = float(os.environ.get("MOTION_SEARCH_WANDB_TIMEOUT_S", "10"))
+# Seconds a trial's online wandb.init may take before the trial logs offline instead (wandb's own default: 90).
+WANDB_INIT_TIMEOUT_S = 30.0
 
 
 def resolve_mode(timeout: float | None = None) -> str:
@@ -74,15 +79,29 @@ _DECIDED: list[str] = []
 
 
 def unreachable(url: str, timeout: float) -> str | None:
-    """Why the server at ``url`` cannot be reached (None: it accepted a TCP connection within ``timeout`` s)."""
+    """Why the server at ``url`` cannot be reached (None: it answered an HTTP request within ``timeout`` s, with
+    any status). A TCP connect alone is not enough: a proxy or a hung server that accepts and never answers would
+    make every trial's wandb.init wait for its own timeout and then log nothing."""
     parsed = urlparse(url)
     host = parsed.hostname
-    if not host:
-        return f"WANDB_BASE_URL={url!r} is not a URL"
+    if not host or parsed.scheme not in ("http", "https"):
+        return f"WANDB_BASE_URL={url!r} is not an http(s) URL"
     reason = connect_problem(host, parsed.port or (80 if parsed.scheme == "http" else 443), timeout)
     if reason == TIMED_OUT:
         return f"the W&B server {url} did not answer within {timeout:g} s (MOTION_SEARCH_WANDB_TIMEOUT_S)"
-    return None if reason is None else f"the W&B server {url} cannot be reached ({reason})"
+    if reason is not None:
+        return f"the W&B server {url} cannot be reached ({reason})"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:     # an answer (404, 401, ...): the server is there
+        return None
+    except (OSError, http.client.HTTPException) as exc:   # URLError is an OSError; it wraps a connect's timeout
+        why = getattr(exc, "reason", None) or exc
+        if isinstance(why, TimeoutError):
+            return (f"the W&B server {url} accepted a connection but did not answer an HTTP request within "
+                    f"{timeout:g} s (MOTION_SEARCH_WANDB_TIMEOUT_S)")
+        return f"the W&B server {url} did not answer as an HTTP server ({type(exc).__name__}: {str(why)[:120]})"
 
 
 def wandb_root(args: SearchArgs) -> str | None:
@@ -115,12 +134,23 @@ class TrialWandb:
         try:
             import wandb
 
-            # x_save_requirements: wandb otherwise reads the metadata of every installed package for every run
-            # (90 % of a run's start-up CPU, ~0.13 s); the search's summary run records them once
-            run = wandb.init(project=self.project, group=self.group, job_type=self.job_type(), name=trial_name,
-                             id=trial_id, resume="allow", dir=self.root, mode=self.mode, config=dict(config),
-                             reinit="create_new",
-                             settings=wandb.Settings(silent=True, console="off", x_save_requirements=False))
+            def init(mode: str):
+                # x_save_requirements: wandb otherwise reads the metadata of every installed package for every run
+                # (90 % of a run's start-up CPU, ~0.13 s); the search's summary run records them once
+                return wandb.init(project=self.project, group=self.group, job_type=self.job_type(), name=trial_name,
+                                  id=trial_id, resume="allow", dir=self.root, mode=mode, config=dict(config),
+                                  reinit="create_new",
+                                  settings=wandb.Settings(silent=True, console="off", x_save_requirements=False,
+                                                          init_timeout=WANDB_INIT_TIMEOUT_S))
+            try:
+                run = init(self.mode)
+            except Exception as exc:
+                if self.mode != "online":
+                    raise
+                # the server answered the driver's question but not this run: keep the epochs in an offline run
+                _warn(f"trial {trial_id}: W&B could not start online ({type(exc).__name__}: {str(exc)[:160]}); "
+                      "this trial logs offline (`wandb sync` uploads it later).")
+                run = init("offline")
         except Exception as exc:   # W&B is optional: never end a trial over it
             _warn(f"trial {trial_id}: W&B run could not start ({type(exc).__name__}: {str(exc)[:200]}); "
                   "training goes on without it.")
@@ -223,9 +253,14 @@ def offline_run_dirs(args: SearchArgs) -> list[str]:
 
 
 def sync_hint(args: SearchArgs) -> str | None:
-    if os.environ.get("WANDB_MODE") != "offline":
-        return None
     root = wandb_root(args)
+    if os.environ.get("WANDB_MODE") != "offline":
+        fell_back = offline_run_dirs(args)   # online search, trials whose run could not start online
+        if not fell_back:
+            return None
+        where = os.path.join(root, WANDB_SUBDIR, "offline-run-*")   # type: ignore[arg-type]
+        return (f"W&B: {len(fell_back)} run(s) logged offline when W&B could not start online. Upload them with:\n"
+                f"  wandb sync {where}")
     if root is None:
         where = f"{args.experiment_path}/*/wandb/offline-run-*"
         return f"W&B ran offline. Upload later with:\n  wandb login && wandb sync {where}"

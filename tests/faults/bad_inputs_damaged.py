@@ -86,6 +86,16 @@ SERVICE_CASES: tuple[Case, ...] = (
          ("--set", "text_model=some-org/unknown-model", *SMOKE),
          r"config key 'text_model' = 'some-org/unknown-model' cannot be loaded: .*offline.*Fix: cache it once.*"
          r"packaged default text_model='.*'\.$"),
+    Case("optuna-storage-refused", "--optuna-storage of a PostgreSQL server that refuses (credentials in the URL)",
+         "run_search.py", ("--optuna-storage", "postgresql+psycopg2://nobody:secret@127.0.0.1:{closed_port}/none",
+                           *SMOKE),
+         r"--optuna-storage postgresql\+psycopg2://\*\*\*@127\.0\.0\.1:\d+/none: cannot open the database "
+         r"\(OperationalError: .*Connection refused.*Fix: check the URL, that the server runs"),
+    Case("optuna-storage-driver-missing", "--optuna-storage naming a database driver that is not installed (plain "
+         "postgresql:// means psycopg 3 to SQLAlchemy 2.1; our fix named psycopg2 before)", "run_search.py",
+         ("--optuna-storage", "postgresql+pg8000://u@127.0.0.1:{closed_port}/db", *SMOKE),
+         r"--optuna-storage postgresql\+pg8000://\*\*\*@127\.0\.0\.1:\d+/db: its database driver, the module "
+         r"'pg8000', is not installed\. Fix: pip install it, or name an installed driver"),
 )
 
 # cloud storage that cannot be reached, checked with a bounded wait before Ray starts (tests/search/
@@ -104,4 +114,11 @@ CLUSTER_CASES: tuple[Case, ...] = (
          "traceback before)", "run_search.py", ("--address", "ray://127.0.0.1:{closed_port}", *SMOKE),
          r"--address: ray://127\.0\.0\.1:\d+: a ray:// address connects through Ray Client, which needs the "
          r"package ray\[client\].*Fix: pip install"),
+    Case("address-unknown-host", "--address of a host name that does not resolve", "run_search.py",
+         ("--address", "no-such-head.invalid:6379", *SMOKE),
+         r"--address no-such-head\.invalid:6379: cannot reach a Ray cluster there \(.*(not known|resolution|"
+         r"name).*\)\. Start it"),
+    Case("address-port-out-of-range", "--address with a port above 65535", "run_search.py",
+         ("--address", "127.0.0.1:70000", *SMOKE),
+         r"--address '127\.0\.0\.1:70000': expected host:port with a port in 1\.\.65535"),
 )

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -118,3 +120,30 @@ def postgres_server():
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def silent_server():
+    """A port that accepts connections (the kernel does) and never reads or answers: a stalled proxy, a
+    firewall that lets SYNs through, a hung process."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield server.getsockname()[1]
+
+
+@contextlib.contextmanager
+def http_server():
+    """A real HTTP/1 server (what Ray's dashboard port, 8265, speaks) on a free loopback port."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:   # not on the test's stderr
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,6 +13,7 @@ from search.args import SMOKE_OVERRIDES, SearchArgs, check_resume_compatible
 from spaces import get_space, sample_space
 
 from .drivers import epochs_of, history_of, trials_of
+from .services import silent_server
 from .wandb_records import history
 
 
@@ -106,14 +107,44 @@ def test_study_searcher_builds_configs_like_sample_space(tmp_path):
 # ---------------------------------------------------------------- real searches
 
 @pytest.fixture(scope="module")
-def aligned_search(ray_local, tmp_path_factory):
+def aligned_search_run(ray_local, tmp_path_factory):
+    """A search of 6 trials, with a W&B key and a W&B server that accepts connections and never answers (a proxy
+    or a dead network behind one): W&B must log offline after one warning, and the search lose nothing."""
+    import contextlib
+    import io
+
+    from search import wandb_setup
+
     storage = tmp_path_factory.mktemp("experiments")
     # One trial at a time: TPE's suggestions and ASHA's rung comparisons then happen in a fixed
     # order, and the seeded trainer is deterministic, so whether ASHA stops a trial is too.
     args = resolve_args({"space": "aligned_loss", "smoke_test": True, "num_samples": 6, "max_epochs": 3,
                          "grace_period": 1, "reduction_factor": 2, "max_concurrent": 1,
                          "storage": str(storage), "name": "asha-aligned", "ensemble_top_k": 0})
-    return args, run(args)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as env, silent_server() as port, contextlib.redirect_stderr(stderr), \
+            contextlib.redirect_stdout(stdout):
+        env.delenv("WANDB_MODE")
+        env.setenv("WANDB_API_KEY", "k" * 40)
+        env.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+        env.setattr(wandb_setup, "WANDB_CONNECT_TIMEOUT_S", 1.0)
+        env.setattr(wandb_setup, "_DECIDED", [])
+        outcome = run(args)
+    return args, outcome, stdout.getvalue() + stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def aligned_search(aligned_search_run):
+    args, outcome, _ = aligned_search_run
+    return args, outcome
+
+
+def test_a_wandb_server_that_never_answers_costs_one_warning_and_the_sync_hint(aligned_search_run):
+    _, outcome, output = aligned_search_run
+    warnings = [line for line in output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "did not answer an HTTP request within 1 s" in warnings[0], output[-2000:]
+    assert "W&B logs offline instead, and the search goes on" in warnings[0]
+    assert "W&B ran offline" in output and "wandb sync" in output and outcome.num_errors == 0
 
 
 def test_asha_stops_a_weak_trial_early(aligned_search):

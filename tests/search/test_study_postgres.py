@@ -37,3 +37,46 @@ def test_an_unreachable_database_is_one_error_before_any_trial(tmp_path):
              "optuna_storage": "postgresql+psycopg2://nobody@127.0.0.1:1/none"}
     with pytest.raises(ArgsError, match="cannot open the database"):
         run(resolve_args(flags))
+
+
+def _refused(flags: dict, match: str, tmp_path) -> None:
+    with pytest.raises(ArgsError, match=match):
+        run(resolve_args({"smoke_test": True, "storage": str(tmp_path), "name": "nodb", "wandb": False, **flags}))
+
+
+def test_a_database_server_that_never_answers_is_given_up_after_the_bounded_wait(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    import search.study
+
+    monkeypatch.setattr(search.study, "DATABASE_TIMEOUT_S", 1.0)
+    with socket.socket() as server:   # accepts connections (the kernel does), never answers PostgreSQL's startup
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        t0 = time.perf_counter()
+        _refused({"optuna_storage": f"postgresql+psycopg2://u:secret@127.0.0.1:{server.getsockname()[1]}/db"},
+                 r"--optuna-storage postgresql\+psycopg2://\*\*\*@127\.0\.0\.1:\d+/db: no answer within 1 s "
+                 r"\(MOTION_SEARCH_DATABASE_TIMEOUT_S\)", tmp_path)
+        assert time.perf_counter() - t0 < 10
+
+
+def test_a_missing_database_on_a_real_server_is_named(postgres, tmp_path):
+    _refused({"optuna_storage": postgres.rsplit("/", 1)[0] + "/no_such_db"},
+             r'cannot open the database \(OperationalError: .*database "no_such_db" does not exist', tmp_path)
+
+
+def test_an_unknown_role_on_a_real_server_is_named(postgres, tmp_path):
+    _refused({"optuna_storage": postgres.replace("postgres@", "nobody:secret@", 1)},
+             r'--optuna-storage postgresql\+psycopg2://\*\*\*@.*cannot open the database \(OperationalError: .*'
+             r'role "nobody" does not exist', tmp_path)
+
+
+def test_a_driver_that_is_not_installed_is_named_with_the_fix(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("pg8000") is not None:
+        pytest.skip("pg8000 is installed here: this test needs a PostgreSQL driver that is not")
+    _refused({"optuna_storage": "postgresql+pg8000://u@127.0.0.1:1/db"},
+             r"its database driver, the module 'pg8000', is not installed\. Fix: pip install it, or name an "
+             r"installed driver in the URL", tmp_path)

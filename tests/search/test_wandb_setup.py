@@ -9,7 +9,7 @@ import time
 import pytest
 
 from search import wandb_setup
-from tests.search.services import free_port
+from tests.search.services import free_port, http_server, silent_server
 
 
 @pytest.fixture
@@ -64,12 +64,30 @@ def test_a_server_that_never_accepts_is_given_up_after_the_bounded_wait(fresh, c
     assert "did not answer within 1.5 s" in capsys.readouterr().err
 
 
-def test_a_key_and_a_listening_server_log_online_and_are_asked_once(fresh, capsys):
+def test_a_server_that_accepts_and_never_answers_http_logs_offline(fresh, capsys):
+    """A proxy or a hung server: the TCP connect succeeds, no HTTP answer comes (each trial's wandb.init would wait
+    its own timeout and log nothing)."""
     fresh.setenv("WANDB_API_KEY", "x" * 40)
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        fresh.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+    with silent_server() as port:
+        fresh.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+        t0 = time.perf_counter()
+        assert wandb_setup.resolve_mode(timeout=1) == "offline"
+        assert time.perf_counter() - t0 < 5
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "accepted a connection but did not answer an HTTP request within 1 s" in err
+
+
+def test_a_key_and_an_answering_server_log_online_and_are_asked_once(fresh, capsys):
+    with http_server() as port:   # any HTTP answer counts (here 404/200 from a plain file server)
+        fresh.setenv("WANDB_API_KEY", "x" * 40)
+        fresh.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
         assert wandb_setup.resolve_mode(timeout=2) == "online"
     assert wandb_setup.resolve_mode(timeout=2) == "online"   # decided: not asked again (the server is gone now)
     assert capsys.readouterr().err == ""
+
+
+def test_a_base_url_that_is_not_http_logs_offline(fresh, capsys):
+    fresh.setenv("WANDB_API_KEY", "x" * 40)
+    fresh.setenv("WANDB_BASE_URL", "ftp://wandb.example")
+    assert wandb_setup.resolve_mode(timeout=1) == "offline"
+    assert "WANDB_BASE_URL='ftp://wandb.example' is not an http(s) URL" in capsys.readouterr().err
