@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
 from search import wandb_setup
 from tests.search.services import free_port, http_server, silent_server
+from tests.search.wandb_records import history
 
 
 @pytest.fixture
@@ -91,3 +93,31 @@ def test_a_base_url_that_is_not_http_logs_offline(fresh, capsys):
     fresh.setenv("WANDB_BASE_URL", "ftp://wandb.example")
     assert wandb_setup.resolve_mode(timeout=1) == "offline"
     assert "WANDB_BASE_URL='ftp://wandb.example' is not an http(s) URL" in capsys.readouterr().err
+
+
+def test_a_trial_whose_online_run_cannot_start_logs_offline_and_the_hint_names_it(fresh, capsys, tmp_path):
+    """The driver's question was answered (any HTTP server), but wandb.init is refused (not a W&B server): the
+    trial's epochs go to an offline run, one warning each, and the search's end prints the sync command."""
+    from search import resolve_args
+
+    args = resolve_args({"storage": str(tmp_path), "name": "fell-back"})
+    root = Path(args.experiment_path)
+    root.mkdir()
+    fresh.setattr(wandb_setup, "WANDB_INIT_TIMEOUT_S", 5.0)
+    fresh.setenv("WANDB_API_KEY", "x" * 40)
+    with http_server() as port:
+        fresh.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+        trial = wandb_setup.TrialWandb(project="p", group="g", mode="online", root=str(root), search_experiment="g")
+        run = trial.start({"lr": 0.001})
+        assert run is not None
+        run.log({"epoch": 1, "recall_at_1": 12.5}, epoch=1)
+        run.finish()
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "W&B could not start online" in err and "logs offline" in err
+    offline = wandb_setup.offline_run_dirs(args)
+    assert len(offline) == 1
+    logged = [row for row in history(next(Path(offline[0]).glob("run-*.wandb"))) if "recall_at_1" in row]
+    assert [(row["epoch"], row["recall_at_1"]) for row in logged] == [(1, 12.5)]   # the epoch is not lost
+    fresh.setenv("WANDB_MODE", "online")
+    hint = wandb_setup.sync_hint(args)
+    assert hint is not None and "1 run(s) logged offline" in hint and "wandb sync" in hint
