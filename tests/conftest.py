@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The shared real-data folder beside the project; MOTION_SEARCH_SHARED_DATA names another one (a checkout
+# outside the project folder, such as a git worktree, has none beside it).
+SHARED_DATA = Path(os.environ.get("MOTION_SEARCH_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 # Set before anything imports ray / wandb / transformers.
 _session_cache = tempfile.mkdtemp(prefix="mrs-test-cache-")
