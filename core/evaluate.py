@@ -27,8 +27,11 @@ def text_embeddings(model: RetrievalModel, texts: list[str], frozen: FrozenTextF
 @torch.no_grad()
 def embed_split(model: RetrievalModel, builder: BatchBuilder, indices: np.ndarray,
                 frozen: FrozenTextFeatures | None, device: torch.device, batch_size: int = 128,
-                amp: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Eval-mode embeddings of a split with each motion's first caption: text (N, d), motion (N, d)."""
+                amp: bool = True, *, with_text: bool = True) -> tuple[np.ndarray | None, np.ndarray, list[str]]:
+    """Eval-mode embeddings of a split with each motion's first caption: text (N, d), motion (N, d).
+
+    ``with_text=False`` encodes the motions only (text is None): a library to index needs no caption encoded,
+    and its captions' frozen features are then never computed."""
     was_training = model.training
     model.eval()
     texts_out, motions_out, captions = [], [], []
@@ -38,14 +41,14 @@ def embed_split(model: RetrievalModel, builder: BatchBuilder, indices: np.ndarra
     for s in range(0, len(order), batch_size):
         batch = builder.build(indices[order[s:s + batch_size]]).to(device)
         with autocast(device, amp):
-            t = text_embeddings(model, batch.texts, frozen, device)
+            if with_text:
+                texts_out.append(text_embeddings(model, batch.texts, frozen, device).float().cpu())
             m = model.encode_motion(batch.motion, batch.mask)["embedding"]
-        texts_out.append(t.float().cpu())
         motions_out.append(m.float().cpu())
         captions.extend(batch.texts)
     model.train(was_training)
     inverse = np.argsort(order)
-    text = torch.cat(texts_out).numpy()[inverse]
+    text = torch.cat(texts_out).numpy()[inverse] if with_text else None
     motion = torch.cat(motions_out).numpy()[inverse]
     return text, motion, [captions[i] for i in inverse]
 

@@ -134,6 +134,18 @@ def encode_split(loaded: LoadedModel, data: SharedInputs, split: str, batch_size
                            captions=list(captions), groups=[corpus.groups[i] for i in indices])
 
 
+def encode_motions(loaded: LoadedModel, data: SharedInputs, split: str, batch_size: int = 128) -> np.ndarray:
+    """(N, d) float32 eval-mode embeddings of the motions of ``split`` (``all``: every motion), in the corpus's
+    order of that split, normalized as ``encode_split``; no caption is encoded (a library to index)."""
+    _check_corpus(loaded, data)
+    corpus = data.corpus
+    indices = corpus.scored_split(split)
+    builder = BatchBuilder(corpus, loaded.mean, loaded.std, loaded.config.data.max_frames, None)
+    _, motion, _ = embed_split(loaded.model, builder, indices, None, loaded.device, batch_size=batch_size,
+                               amp=loaded.config.runtime.amp, with_text=False)
+    return motion
+
+
 def stored_split_embeddings(loaded: LoadedModel, data: SharedInputs, split: str) -> SplitEmbeddings | None:
     """The embeddings a checkpoint stored of its own evaluation split (embeddings.npz, computed by this model in
     eval mode at that epoch), when ``split`` is that split of this corpus: saves encoding it again.  None

@@ -180,17 +180,18 @@ def equivalence_matrix(captions: list[str], groups: list[str | None] | None = No
 
 def similarity_matrix(text_emb, motion_emb) -> np.ndarray:
     """(N, d), (M, d) -> (N, M) cosine similarities (rows are re-normalized here)."""
-    t, m = _unit(as_numpy(text_emb)), _unit(as_numpy(motion_emb))
+    t, m = unit_rows(as_numpy(text_emb)), unit_rows(as_numpy(motion_emb))
     return t @ m.T
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """(N, d) -> each row divided by its L2 norm (a zero row stays zero): what every cosine here is taken of."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def mean_diag_sim(text_emb, motion_emb) -> float:
     """Mean cosine of the correct pairs (text i, motion i)."""
-    t, m = _unit(as_numpy(text_emb)), _unit(as_numpy(motion_emb))
+    t, m = unit_rows(as_numpy(text_emb)), unit_rows(as_numpy(motion_emb))
     return float(np.mean(np.sum(t * m, axis=1)))
 
 
