@@ -51,11 +51,13 @@ def add_eval_data_flags(ap, what: str) -> None:
                     help="which motions of --eval-data: " + "; ".join(f"{k} = {v}" for k, v in EVAL_SPLITS.items()))
 
 
-def _as_eval_flag(e: DataError, spec: str) -> DataError:
-    """A --data/--format error of the loaders, re-worded for --eval-data/--eval-format."""
+def as_flag(e: DataError, spec: str, flag: str = "--eval-data", format_flag: str = "--eval-format") -> DataError:
+    """A --data/--format error of the loaders, re-worded for the flags that named this dataset (--eval-data and
+    --eval-format; run_ensemble.py's --index and --index-format)."""
     def reword(text: str | None) -> str | None:
-        return re.sub(r"--(data|format)\b", r"--eval-\1", text) if text else text
-    return DataError(f"--eval-data {spec}: {reword(e.problem)}", where=e.where, fix=reword(e.fix))
+        return re.sub(r"--(data|format)\b", lambda m: flag if m.group(1) == "data" else format_flag,
+                      text) if text else text
+    return DataError(f"{flag} {spec}: {reword(e.problem)}", where=e.where, fix=reword(e.fix))
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class EvalData:
             try:
                 parse_spec(data, format)          # syntax, options and the path, as for --data
             except DataError as e:
-                raise _as_eval_flag(e, data) from None
+                raise as_flag(e, data) from None
         return cls(str(data), format, split)
 
     @classmethod
@@ -101,21 +103,28 @@ class EvalData:
         return asdict(self)
 
 
-def check_same_layout(train: MotionCorpus, train_spec: str, other: MotionCorpus, ev: EvalData) -> None:
-    """The model reads features as laid out in training: the other corpus must share kind, D and fps."""
+# flag naming the other dataset -> (what is done with it, as in "can only be ... features", and the verb of the fix)
+LAYOUT_USES = {"--eval-data": ("evaluated on", "evaluate on"), "--index": ("indexed from", "index")}
+
+
+def check_same_layout(train: MotionCorpus, train_spec: str, other: MotionCorpus, ev: EvalData, *,
+                      flag: str = "--eval-data") -> None:
+    """The model reads features as laid out in training: the other corpus must share kind, D and fps (``flag``:
+    the flag that named it, a LAYOUT_USES key)."""
+    done, verb = LAYOUT_USES[flag]
     if (train.layout.kind, train.dim) != (other.layout.kind, other.dim):
         raise DataError(
-            f"--eval-data {ev.data}: its motions have the {other.layout.kind!r} feature layout ({other.dim}-d), but "
+            f"{flag} {ev.data}: its motions have the {other.layout.kind!r} feature layout ({other.dim}-d), but "
             f"the model trains on {train.layout.kind!r} ({train.dim}-d) from --data {train_spec}; a model can only be "
-            "evaluated on features laid out as in training.",
-            fix="evaluate on a dataset in the training layout (BVH folders and Bandai-Namco give joints22, HumanML3D "
+            f"{done} features laid out as in training.",
+            fix=f"{verb} a dataset in the training layout (BVH folders and Bandai-Namco give joints22, HumanML3D "
                 "hml263, KIT-ML kit251, synthetic people=1 joints22 and people=2 interx396), or train on one in the "
-                "eval dataset's layout.")
+                f"layout of {flag}'s dataset.")
     if not math.isclose(train.fps, other.fps, rel_tol=1e-6):
         raise DataError(
-            f"--eval-data {ev.data}: its motions are at {other.fps:g} fps but --data {train_spec} is at "
+            f"{flag} {ev.data}: its motions are at {other.fps:g} fps but --data {train_spec} is at "
             f"{train.fps:g} fps; the velocity features would be scaled by the ratio.",
-            fix=f"resample it with the spec option fps={train.fps:g} (bvh, bandai), or evaluate on data at "
+            fix=f"resample it with the spec option fps={train.fps:g} (bvh, bandai), or {verb} data at "
                 f"{train.fps:g} fps.")
 
 
@@ -127,7 +136,7 @@ def open_eval_data(ev: EvalData, train: SharedInputs, train_spec: str) -> Shared
     try:
         corpus = load_corpus(ev.data, ev.format, train.cache_dir)
     except DataError as e:
-        raise _as_eval_flag(e, ev.data) from None
+        raise as_flag(e, ev.data) from None
     check_same_layout(train.corpus, train_spec, corpus, ev)
     n = len(corpus.split(ev.split))
     if n < MIN_SCORED_SPLIT:

@@ -38,16 +38,15 @@ from core import lockfile
 from core.crossdata import EVAL_KEY, EvalData
 from core.ensemble import METHODS, make_combiner, top_candidates
 from core.evaluate import equivalence_views, protocol_settings
-from core.inference import data_key, encode_queries, encode_split, is_checkpoint_dir, load_checkpoint_model, open_data
 from core.metrics import similarity_matrix
 from core.protocols import identity
 from results.ensemble_members import Encoded, encode_candidates, select_candidates
-from results.ensemble_report import (ENSEMBLE_DIR, MANIFEST_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE,
-                                     TOP_PREDICTIONS, format_table, member_checkpoint, plot_members_vs_ensemble,
-                                     read_manifest, stored_path, verdict_text, write_folder_atomically, write_json,
-                                     write_predictions)
+from results.ensemble_report import (MANIFEST_FILE, METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, TOP_PREDICTIONS,
+                                     format_table, plot_members_vs_ensemble, stored_path, verdict_text,
+                                     write_folder_atomically, write_json, write_predictions)
 from results.errors import ResultsError
 from results.fusion import DEFAULT_CHOICE, WEIGHTINGS, Evaluator, FusionStudy, Scored, Variant, study
+from results.retrieval import Retriever
 
 SELECTIONS = ("auto", "all", "greedy")
 
@@ -221,38 +220,8 @@ class QueryHit:
 
 def query(target: str | Path, text: str, split: str = "test", top: int = TOP_PREDICTIONS,
           device=None) -> list[QueryHit]:
-    """Top motions of ``split`` for a free-text query, by an experiment's ensemble or one checkpoint dir."""
-    target = Path(target).expanduser().resolve()
-    if is_checkpoint_dir(target):
-        checkpoints, weights, method = [target], [1.0], None
-    elif (target / ENSEMBLE_DIR / MANIFEST_FILE).is_file():
-        manifest = read_manifest(target)
-        chosen = [m for m in manifest["members"] if m["selected"]]
-        checkpoints = [member_checkpoint(m, manifest, target) for m in chosen]
-        weights = [float(m["weight"]) for m in chosen]
-        method = None if manifest["method"] == "single" else manifest["method"]
-        missing = [str(p) for p in checkpoints if not is_checkpoint_dir(p)]
-        if missing:
-            raise ResultsError(f"ensemble member checkpoint(s) no longer on disk: {', '.join(missing)}.",
-                               where=target / ENSEMBLE_DIR / MANIFEST_FILE, fix="rebuild: run_ensemble.py EXPERIMENT_DIR.")
-    else:
-        raise ResultsError("neither a checkpoint dir (checkpoint.pt) nor an experiment with an ensemble "
-                           f"({ENSEMBLE_DIR}/{MANIFEST_FILE}).", where=target,
-                           fix="build the ensemble first (run_ensemble.py EXPERIMENT_DIR --top-k 5) or pass a "
-                               "trial's checkpoint_* folder.")
-    data_cache: dict[tuple, Any] = {}
-    rows, motions = [], None
-    for ckpt in checkpoints:
-        loaded = load_checkpoint_model(ckpt, device)
-        key = data_key(loaded.config)
-        if key not in data_cache:
-            data_cache[key] = open_data(loaded.config, loaded.mean, loaded.std)
-        emb = encode_split(loaded, data_cache[key], split)
-        if motions is not None and emb.ids != motions.ids:
-            raise ResultsError(f"ensemble members disagree on the {split} split (different datasets).", where=ckpt)
-        motions = emb
-        rows.append(similarity_matrix(encode_queries(loaded, [text], data_cache[key]), emb.motion))  # (1, N)
-    scores = identity(rows) if method is None else make_combiner(method, weights)(rows)
-    order, values = top_candidates(scores, top)
-    return [QueryHit(r + 1, motions.ids[j], motions.captions[j], float(v))
-            for r, (j, v) in enumerate(zip(order[0], values[0]))]
+    """Top motions of ``split`` for a free-text query, by an experiment's ensemble or one checkpoint dir
+    (results/retrieval.py ranks; an index is searched with Retriever.index)."""
+    retriever = Retriever(target, device)
+    answer = retriever.search(text, retriever.split(split), k=top)
+    return [QueryHit(h.rank, h.motion_id, h.captions[0], h.score) for h in answer.hits]

@@ -6,6 +6,9 @@
     python run_ensemble.py path/to/trial/checkpoint_000004 --query "a person waves"   # one model
     python run_ensemble.py --smoke-test [DIR]   # trains 3 tiny members on synthetic data, builds, queries
     python run_ensemble.py EXPERIMENT_DIR --eval-data /data/bvh --eval-format bvh   # + another dataset's test split
+    python run_ensemble.py EXPERIMENT_DIR --index synthetic:n=10000    # encode a library once: EXP/index/<name>/
+    python run_ensemble.py EXPERIMENT_DIR --index synthetic:n=10000 --query "two people hug" [--model MEMBER_ID]
+    python run_ensemble.py EXPERIMENT_DIR --serve [--port 8765]       # the retrieval page, until Ctrl+C
 
 Builds ``EXPERIMENT_DIR/ensemble/`` (manifest.json, metrics.json, predictions_test.csv,
 members_vs_ensemble.png) and prints members and fusions on val and test with 95 % CIs and the paired
@@ -14,8 +17,12 @@ is decided (paired CI above 0); otherwise the ensemble is the best member and it
 run_search.py does the same automatically after a search (--ensemble-top-k, 0 = off).  Asking for
 more members than there are finished trials is an error here unless --allow-fewer.  --eval-data SPEC
 [--eval-format F] [--eval-data-split test|val|all] also scores every member and fusion on another dataset of
-the same feature layout (core/crossdata.py; reported, never chosen on).  Exit status:
-0 ok, 2 bad input.  See results/ensemble.py, results/fusion.py and core/ensemble.py (methods, ties).
+the same feature layout (core/crossdata.py; reported, never chosen on).  --index SPEC encodes a library (a data
+spec; --split picks one split, default every motion) with every model into an on-disk index that --query and
+--serve then search in milliseconds (results/motion_index.py: exact for one model and mean_sim; Borda and RRF
+exact up to 100,000 motions, each model's top --candidates reranked beyond).  --serve starts a local page
+(results/page.py) showing the top motions of a query animated, over the val/test split and every index built.
+Exit status: 0 ok, 2 bad input.  See results/ensemble.py, results/fusion.py and core/ensemble.py (methods, ties).
 """
 from __future__ import annotations
 
@@ -43,7 +50,11 @@ def _weights(values: Sequence[str] | None) -> list[float] | None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from core.crossdata import add_eval_data_flags
+    from core.data.splits import ALL_MOTIONS
     from core.ensemble import METHODS
+    from core.index import BACKENDS
+    from results.motion_index import EXACT_FUSION_UP_TO, RERANK_CANDIDATES
+    from results.retrieval_models import ENSEMBLE
     from results.ensemble import SELECTIONS
     from results.ensemble_members import SOURCES
     from results.fusion import WEIGHTINGS
@@ -66,8 +77,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--weights", nargs="+", help="one weight per member in rank order (replaces --weighting)")
     ap.add_argument("--allow-fewer", action="store_true", help="use all finished trials when there are fewer than K")
     ap.add_argument("--query", help="print the top motions for this text instead of building")
-    ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="--query candidates")
-    ap.add_argument("--top", type=int, default=10, help="--query: how many motions to print")
+    ap.add_argument("--split", default=None, choices=["train", "val", "test", ALL_MOTIONS],
+                    help="--query / --serve: the split ranked (default test); --index: the library's motions indexed "
+                         "(default all)")
+    ap.add_argument("--top", type=int, default=10, help="--query: how many motions to print (--serve: the page's k)")
+    ap.add_argument("--model", default=ENSEMBLE, help="--query: rank with the ensemble (default) or one member, by id")
+    ap.add_argument("--index", metavar="SPEC", help="alone: encode this library (a data spec) into EXP/index/<name>/; "
+                                                    "with --query / --serve: search that index (name, spec or folder)")
+    ap.add_argument("--index-format", default=None, help="loader of --index's library (default: auto-detect)")
+    ap.add_argument("--candidates", type=int, default=None,
+                    help="Borda / RRF over an index: rerank each model's top C (default: exact up to "
+                         f"{EXACT_FUSION_UP_TO:,} motions, {RERANK_CANDIDATES} beyond)")
+    ap.add_argument("--backend", choices=BACKENDS, default="auto", help="index search: FAISS when installed (auto)")
+    ap.add_argument("--serve", action="store_true", help="start the retrieval page (Ctrl+C stops it)")
+    ap.add_argument("--host", default="127.0.0.1", help="--serve: the address to listen on (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, default=8765, help="--serve: the port (default 8765; 0 = a free one)")
     add_eval_data_flags(ap, "also score members and fusions on this dataset (same feature layout, each member's training normalization; reported, never chosen on)")
     ap.add_argument("--device", default=None, help="cpu, cuda[:N] (default: CUDA when visible)")
     ap.add_argument("--quiet", action="store_true")
@@ -80,8 +104,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--query: the text is empty; give the words to search for, e.g. --query 'a person waves'.")
     if args.top < 1:
         ap.error(f"--top {args.top}: must be >= 1 (how many motions to print).")
-    if args.query is not None and args.eval_data is not None:
-        ap.error("--eval-data scores a built ensemble; --query searches one split: use them in separate commands.")
+    if (args.query is not None or args.serve or args.index is not None) and args.eval_data is not None:
+        ap.error("--eval-data scores a built ensemble; --query, --index and --serve search: use separate commands.")
+    if args.serve and args.query is not None:
+        ap.error("--serve starts the page, --query prints one answer: use one of them.")
+    if args.smoke_test and (args.serve or args.index is not None):
+        ap.error("--smoke-test builds a demo experiment: --index / --serve it afterwards with its folder.")
+    if args.index_format is not None and args.index is None:
+        ap.error("--index-format is given without --index; add --index SPEC, or drop it.")
+    if args.candidates is not None and args.candidates < 1:
+        ap.error(f"--candidates {args.candidates}: must be >= 1 (motions per model reranked).")
+    if not 0 <= args.port <= 65535:
+        ap.error(f"--port {args.port}: must be 0..65535 (0 picks a free port).")
+    if args.split == ALL_MOTIONS and args.index is None:
+        ap.error("--split all: every motion is searched through an index; build one with --index SPEC (a data spec).")
     args.weights = _weights(args.weights)
     return args
 
@@ -104,7 +140,8 @@ def smoke_test(args: argparse.Namespace, eval_data=None) -> int:
                             weighting=args.weighting, weights=args.weights, members=args.members,
                             allow_fewer=False, device=args.device, quiet=args.quiet, eval_data=eval_data)
     text = args.query or "a person walks forward"
-    print_hits(f"ensemble of {', '.join(result.selected)}", text, query(out, text, args.split, args.top, args.device))
+    print_hits(f"ensemble of {', '.join(result.selected)}", text,
+               query(out, text, args.split or "test", args.top, args.device))
     return 0
 
 
@@ -113,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.crossdata import EvalData
     from core.errors import error_line
     from core.inference import is_checkpoint_dir
-    from results.ensemble import build_ensemble, query
+    from results import retrieval_cli
+    from results.ensemble import build_ensemble
     from results.errors import ResultsError
 
     try:
@@ -121,9 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.smoke_test:
             return smoke_test(args, eval_data)
         if args.query is not None:
-            hits = query(args.target, args.query, args.split, args.top, args.device)
-            print_hits(str(args.target), args.query, hits)
-            return 0
+            return retrieval_cli.run_query(args)
+        if args.serve:
+            return retrieval_cli.run_serve(args)
+        if args.index is not None:
+            return retrieval_cli.run_build(args)
         if is_checkpoint_dir(args.target):
             raise ResultsError("a checkpoint dir holds one model: it can be queried (--query TEXT) but not "
                                "ensembled.", where=args.target, fix="pass the experiment dir to build an ensemble.")
@@ -137,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"run_ensemble.py: error: {line}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:   # ensemble/ is swapped in whole or not at all: nothing half-written is left
-        print(f"\ninterrupted; {args.target} is as it was before this run (ensemble/ is written in one swap). "
+    except KeyboardInterrupt:   # ensemble/ and index/<name>/ are swapped in whole or not at all
+        what = "index/<name>/" if args.index is not None else "ensemble/"
+        print(f"\ninterrupted; {args.target} is as it was before this run ({what} is written in one swap). "
               "Run the same command again to build it.", file=sys.stderr)
         return 130
