@@ -8,7 +8,7 @@
     python bench/run_all.py --quick --jobs 2     # the same, two scripts at a time (the test suite's way)
 
 Order: P1, P1b, P2, P4, P3, P5, scale, kill points, ensemble (reuses P5's experiment as search seed 0), CI width, ensemble
-diversity, gpu (exits cleanly without CUDA).
+diversity, encoders, retrieval index, gpu (exits cleanly without CUDA).
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from bench.common import BENCH_DIR, REPO, RESULTS_DIR, out_dir_for
 from bench.summary import update_readme, write_summary
 
 SCRIPTS = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p4_tune_overhead", "p3_asha_fifo_tpe", "p5_main_job",
-           "scale", "kill_points", "ensemble_vs_member", "ci_width", "ensemble_diversity", "encoders", "gpu")
+           "scale", "kill_points", "ensemble_vs_member", "ci_width", "ensemble_diversity", "encoders", "retrieval_index",
+           "gpu")
 
 
 def selected(only: list[str] | None, skip: list[str] | None) -> list[str]:

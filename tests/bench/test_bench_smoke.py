@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RESULT_NAMES = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
-                "scale", "ensemble_vs_member", "ci_width", "ensemble_diversity", "gpu")
+                "scale", "ensemble_vs_member", "ci_width", "ensemble_diversity", "retrieval_index", "gpu")
 ROW_KEYS = {"benchmark", "goal", "measured", "ratio", "ratio_text", "passed"}
 
 
@@ -154,6 +154,18 @@ def test_encoders_reports_each_registered_encoder_with_cis_and_epoch_time(quick_
         r1 = e["test"]["recall_at_1"]
         assert r1["low"] <= r1["value"] <= r1["high"] and e["epoch_seconds_median"] > 0
     assert "paired_vs_tmr" in d["ssm"] and "paired_vs_tmr" not in d["tmr"]
+
+
+def test_retrieval_index_measures_build_latency_and_rerank_agreement(quick_run):
+    d = load(quick_run[0], "retrieval_index")["details"]
+    lib = d["libraries"]["120"]
+    assert lib["motions"] == 120 and lib["build_s"] > 0 and lib["bytes"] > 120 * 32 * 4 * 3
+    assert lib["cli"]["ensemble_numpy"]["exact"] and lib["cli"]["member_numpy"]["search_ms"]["n"] == 5
+    assert lib["cli_process"]["printed"].startswith("query: 'two people hug'")
+    assert d["page"]["index:synthetic_n=120"]["client_ms"]["median"] > 0
+    for table in d["agreement"].values():
+        assert all(0 <= a["top1"] <= 1 and a["top10_order_identical"] <= a["top10_overlap"] for a in table.values())
+    assert d["million"]["d256"]["vectors"].startswith("random unit vectors") and d["million"]["d256"]["n"] == 2000
 
 
 def test_gpu_script_runs_its_code_path_on_cpu(quick_run):

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from tests.core.data.fabricated import make_folder, make_humanml3d, make_joints_folder, write_bvh
+from tests.faults.bad_inputs_retrieval import FIXTURES as RETRIEVAL_FIXTURES
 from tests.faults.damaged_fixtures import FIXTURES as DAMAGED_FIXTURES
 
 
@@ -362,5 +363,6 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "finished_run": ("core.train output folder of a finished 2-epoch run (best R@1 33.3)", finished_run),
     "storage_with_a_file": ("--storage folder in which the name 'taken' is a plain file", storage_with_a_file),
     **DAMAGED_FIXTURES,
+    **RETRIEVAL_FIXTURES,
     "checkpoint": ("a real checkpoint of `python -m core.train --smoke-test --epochs 1` (hidden_dim 64)", None),
 }

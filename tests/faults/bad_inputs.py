@@ -23,6 +23,7 @@ from pathlib import Path
 from tests.faults.bad_input_case import ENTRY_POINTS, SMOKE, Case
 from tests.faults.bad_input_fixtures import FIXTURES
 from tests.faults.bad_inputs_damaged import CLUSTER_CASES, DAMAGED_CASES, SERVICE_CASES, STORAGE_CASES
+from tests.faults.bad_inputs_retrieval import RETRIEVAL_CASES
 from tests.faults.procs import REPO, cleanup_env, subprocess_env
 
 MARKDOWN = Path(__file__).with_name("BAD_INPUTS.md")
@@ -254,7 +255,7 @@ CASES: tuple[Case, ...] = (
          r"--top 0: must be >= 1"),
     Case("results-not-an-experiment", "tables of a folder that is not an experiment", "python -m results",
          ("{empty_dir}",), r"empty_dir: not a Ray Tune experiment directory.*Fix: pass the folder"),
-) + DAMAGED_CASES + SERVICE_CASES + STORAGE_CASES + CLUSTER_CASES
+) + DAMAGED_CASES + SERVICE_CASES + STORAGE_CASES + CLUSTER_CASES + RETRIEVAL_CASES
 
 
 # ---------------------------------------------------------------------------------------------- running
