@@ -14,7 +14,7 @@ transformer; 64-d embeddings), its ensemble built as mean_sim of all three.  Mea
 2. 1,000,000 embeddings: RANDOM unit vectors, not encoded motions (no generator run encodes that many here), of
    the models' size (64) and of the default model's (256), queried with the models' own text embeddings (64) or
    random unit queries (256): build (moments + .npy), size, FAISS add, search latency for one model (numpy, FAISS),
-   mean_sim of 3 models (64-d), Borda reranking each model's top 1,000 (64-d).
+   mean_sim of 3 models (64-d), Borda exact and reranking each model's top 1,000 (64-d).
 3. Reranking agreement: Borda and RRF of the 3 members, each member's top C reranked, against the exact fusion over
    the whole library: top-1 agreement, mean top-10 overlap, top-10 order identical; on the 88-motion test split
    (all its captions as queries) and the 10,000 library (--agreement-queries captions).
@@ -126,6 +126,22 @@ def cli_process(exp: Path, data: str, text: str, repeats: int) -> dict:
     return {"wall_ms": percentiles(walls), "printed": proc.stdout.splitlines()[0]}
 
 
+def fusion_latency(lib, queries: list[np.ndarray], use: list[int]) -> dict:
+    """Borda / RRF of the members over an index: exact (the whole library) and each member's top 1,000 reranked."""
+    out = {}
+    for method in ("borda", "rrf"):
+        for cand in (None, 1000):
+            if cand is not None and cand >= lib.n:
+                continue
+            ms = []
+            for r in range(len(queries[0])):
+                t = time.perf_counter()
+                lib.search([q[r:r + 1] for q in queries], use, method, None, k=10, candidates=cand)
+                ms.append((time.perf_counter() - t) * 1e3)
+            out[f"{method} {'exact' if cand is None else f'C={cand}'}"] = percentiles(ms)
+    return out
+
+
 def agreement(lib, queries: list[np.ndarray], use: list[int], candidates, k: int = 10) -> dict:
     """Each member's top C reranked vs the exact fusion over the whole library, per method and C."""
     out = {}
@@ -183,14 +199,15 @@ def million(retriever, n: int, texts: list[str], work: Path, default_dim: int = 
         if d == q64[0].shape[1]:   # 3 models of that size: mean_sim (exact) and Borda reranking
             xs = [x] + [rng.standard_normal((n, d), dtype=np.float32) for _ in range(len(q64) - 1)]
             lib = LibrarySearch(xs, backend="auto")
-            for method, cand in (("mean_sim", None), ("borda", 1000)):
+            for method, cand, n_q in (("mean_sim", None, len(texts)), ("borda", 1000, len(texts)),
+                                      ("borda", None, min(10, len(texts)))):
                 lib.search([q[:1] for q in q64], list(range(len(xs))), method, candidates=cand)   # builds, moments
                 ms = []
-                for r in range(len(texts)):
+                for r in range(n_q):
                     t = time.perf_counter()
                     lib.search([q[r:r + 1] for q in q64], list(range(len(xs))), method, candidates=cand)
                     ms.append((time.perf_counter() - t) * 1e3)
-                entry[f"{lib.backend}_{method}_3_models_ms"] = percentiles(ms)
+                entry[f"{lib.backend}_{method}_{'exact' if cand is None else f'C{cand}'}_3_models_ms"] = percentiles(ms)
         del x
     return out
 
@@ -257,6 +274,7 @@ def main(argv=None) -> int:
             texts, _ = queries_of(source, args.queries)
             entry["cli"].update({f"{k}_{b}": v for k, v in cli_path(r, source, texts, b).items()})
             sources.setdefault(b, []).append(source)
+        entry["fusions"] = fusion_latency(source.index.search, member_queries(r, texts), [0, 1, 2])
         entry["cli_process"] = cli_process(exp, data, "two people hug", 1 if args.quick else 3)
     page_backend = backends[-1]
     texts = {s.key: queries_of(s, args.queries, seed=1)[0] for s in sources[page_backend]}
@@ -306,13 +324,18 @@ def summary_rows(d: dict, page_backend: str) -> list[dict]:
                         f"{cli[best]['text_ms']['median']:.1f} ms; build {e['build_s']:.1f} s, {e['bytes'] / 1e6:.1f} MB; "
                         f"one CLI process {e['cli_process']['wall_ms']['median'] / 1e3:.1f} s",
                         round(search, 3), (search <= GOAL_MS) if big else None, ratio_text=f"{search:.2f} ms"))
+        f = e["fusions"]
+        rows.append(row(f"Borda of 3 over the index, {e['motions']:,} motions: exact / top 1,000 reranked", "(report)",
+                        f"exact {f['borda exact']['median']:.1f} ms (RRF {f['rrf exact']['median']:.1f})"
+                        + (f"; reranked {f['borda C=1000']['median']:.1f} ms" if "borda C=1000" in f else ""),
+                        round(f["borda exact"]["median"], 2), None, ratio_text=f"{f['borda exact']['median']:.1f} ms"))
     for key, p in d["page"].items():
         if key.startswith("index:"):
             rows.append(row(f"page /api/search over HTTP, {key}", "(report)",
                             f"client {p['client_ms']['median']:.1f} ms median, p95 {p['client_ms']['p95']:.1f}",
                             round(p["client_ms"]["median"], 2), None, ratio_text=f"{p['client_ms']['median']:.1f} ms"))
     for name, table in d["agreement"].items():
-        for key in ("borda C=100", "rrf C=100", "borda C=1000"):
+        for key in ("borda C=100", "rrf C=100", "borda C=1000", "rrf C=1000"):
             if key in table:
                 a = table[key]
                 rows.append(row(f"rerank agreement, {key}, {name}", "(report)",
@@ -324,6 +347,11 @@ def summary_rows(d: dict, page_backend: str) -> list[dict]:
         rows.append(row(f"{m['n']:,} random unit vectors, {m['dim']}-d, one model ({fastest.split('_')[0]})", "(report)",
                         f"{m[fastest]['median']:.1f} ms median; build {m['build_s']:.1f} s, {m['bytes'] / 1e6:.0f} MB",
                         round(m[fastest]["median"], 2), None, ratio_text=f"{m[fastest]['median']:.1f} ms"))
+        fused = {k: v["median"] for k, v in m.items() if k.endswith("_3_models_ms")}
+        if fused:
+            rows.append(row(f"{m['n']:,} random unit vectors, {m['dim']}-d, 3 models fused", "(report)",
+                            "; ".join(f"{k.split('_', 1)[1].removesuffix('_3_models_ms').replace('_', ' ')} {v:.0f} ms"
+                                      for k, v in fused.items()), None, None))
     return rows
 
 

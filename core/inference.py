@@ -176,9 +176,15 @@ def _text_transformer(name: str):
 
 def _pooled_features(text_cfg: TextConfig, texts: list[str]) -> torch.Tensor:
     """(Q, H) pooled transformer features of texts the frozen cache does not hold."""
-    model, tokenizer = _text_transformer(text_cfg.text_model)
-    feats = encode_texts(model, tokenizer, texts, text_cfg.text_pooling, text_cfg.text_max_tokens, progress=False)
-    return torch.from_numpy(feats)
+    return _pooled(text_cfg.text_model, text_cfg.text_pooling, text_cfg.text_max_tokens, tuple(texts))
+
+
+@lru_cache(maxsize=8)
+def _pooled(text_model: str, pooling: str, max_tokens: int, texts: tuple[str, ...]) -> torch.Tensor:
+    # The members of an ensemble usually share one frozen text model: one transformer pass serves all of them
+    # (read only: encode_text projects it into a new tensor).
+    model, tokenizer = _text_transformer(text_model)
+    return torch.from_numpy(encode_texts(model, tokenizer, list(texts), pooling, max_tokens, progress=False))
 
 
 @torch.no_grad()

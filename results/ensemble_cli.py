@@ -19,8 +19,8 @@ more members than there are finished trials is an error here unless --allow-fewe
 [--eval-format F] [--eval-data-split test|val|all] also scores every member and fusion on another dataset of
 the same feature layout (core/crossdata.py; reported, never chosen on).  --index SPEC encodes a library (a data
 spec; --split picks one split, default every motion) with every model into an on-disk index that --query and
---serve then search in milliseconds (results/motion_index.py: exact for one model and mean_sim; Borda and RRF
-exact up to 100,000 motions, each model's top --candidates reranked beyond).  --serve starts a local page
+--serve then search in milliseconds (results/motion_index.py: exact; Borda and RRF rank the whole library, or with
+--candidates C rerank each model's top C only, approximate).  --serve starts a local page
 (results/page.py) showing the top motions of a query animated, over the val/test split and every index built.
 Exit status: 0 ok, 2 bad input.  See results/ensemble.py, results/fusion.py and core/ensemble.py (methods, ties).
 """
@@ -53,7 +53,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from core.data.splits import ALL_MOTIONS
     from core.ensemble import METHODS
     from core.index import BACKENDS
-    from results.motion_index import EXACT_FUSION_UP_TO, RERANK_CANDIDATES
     from results.retrieval_models import ENSEMBLE
     from results.ensemble import SELECTIONS
     from results.ensemble_members import SOURCES
@@ -86,8 +85,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                                     "with --query / --serve: search that index (name, spec or folder)")
     ap.add_argument("--index-format", default=None, help="loader of --index's library (default: auto-detect)")
     ap.add_argument("--candidates", type=int, default=None,
-                    help="Borda / RRF over an index: rerank each model's top C (default: exact up to "
-                         f"{EXACT_FUSION_UP_TO:,} motions, {RERANK_CANDIDATES} beyond)")
+                    help="Borda / RRF over an index: rerank each model's top C only (faster, approximate: see "
+                         "bench/retrieval_index.py); default: the whole library, exact")
     ap.add_argument("--backend", choices=BACKENDS, default="auto", help="index search: FAISS when installed (auto)")
     ap.add_argument("--serve", action="store_true", help="start the retrieval page (Ctrl+C stops it)")
     ap.add_argument("--host", default="127.0.0.1", help="--serve: the address to listen on (default 127.0.0.1)")

@@ -1,6 +1,6 @@
 """A motion index: a library encoded once by every model of an experiment (or one checkpoint), kept on disk and
-searched in milliseconds (core/index.py: exact for one model and mean_sim; Borda / RRF exact up to
-EXACT_FUSION_UP_TO motions, each model's top candidates reranked beyond).
+searched in milliseconds (core/index.py: every fusion exact by default; Borda / RRF rank the whole library, or,
+with ``candidates``, rerank each model's top C only: faster, approximate, measured in bench/retrieval_index.py).
 
     python run_ensemble.py EXP --index synthetic:n=10000             # build EXP/index/synthetic_n=10000/
     python run_ensemble.py EXP --index synthetic:n=10000 --query "two people hug"
@@ -45,8 +45,6 @@ INDEX_MANIFEST = "index.json"
 INDEX_FORMAT = 1
 MOTIONS_FILE = "motions.json"
 MOMENTS_FILE = "moments.npz"
-EXACT_FUSION_UP_TO = 100_000   # Borda / RRF over the whole library up to here (~50 ms a query at 1e5, bench)
-RERANK_CANDIDATES = 1000       # beyond: each model's top C motions are reranked (measured in bench/)
 
 
 def index_name(data: str, split: str = ALL_MOTIONS) -> str:

@@ -7,8 +7,8 @@
     answer.hits[0].motion_id, .captions, .score; answer.exact, answer.encode_ms, answer.search_ms
 
 A split is ranked exactly as the ensemble was evaluated: the (1, N) similarity row of every model, fused by
-core.ensemble over the whole split.  An index ranks with core/index.py (exact, or reranked for Borda / RRF over
-more than EXACT_FUSION_UP_TO motions: ``answer.exact`` says which).  A query typed for a split is looked up in
+core.ensemble over the whole split.  An index ranks with core/index.py (exact, unless Borda / RRF are asked to
+rerank each model's top ``candidates`` only: ``answer.exact`` says which).  A query typed for a split is looked up in
 the frozen-text cache when it is one of the corpus's captions (as in training); for an index it always goes
 through the text model (any sentence).
 """
@@ -31,7 +31,7 @@ from core.metrics import similarity_matrix
 from core.protocols import identity
 from core.shared import SharedInputs
 from results.errors import ResultsError
-from results.motion_index import EXACT_FUSION_UP_TO, RERANK_CANDIDATES, MotionIndex, open_index
+from results.motion_index import MotionIndex, open_index
 from results.retrieval_models import ENSEMBLE, Choice, ModelSet, resolve_models
 
 SPLITS = ("train", "val", "test")
@@ -166,8 +166,7 @@ class Retriever:
     def search(self, text: str, source: Source, model: str = ENSEMBLE, k: int = 10,
                candidates: int | None = None) -> Answer:
         """Top k of ``source`` for ``text`` by the ensemble or one member (``model``: 'ensemble' or a member id).
-        ``candidates``: Borda / RRF over an index: each model's top C reranked (None: exact up to
-        EXACT_FUSION_UP_TO motions, RERANK_CANDIDATES beyond)."""
+        ``candidates``: Borda / RRF over an index rerank each model's top C only (None: the whole library, exact)."""
         if not text or not text.strip():
             raise ResultsError("the query is empty.", fix="type the words to search for, e.g. 'a person waves'.")
         choice: Choice = self.models.choose(model)
@@ -186,8 +185,6 @@ class Retriever:
             order, values = top_candidates(combiner(rows), k)
             ids, scores, exact, pooled = order[0], values[0], True, len(source)
         else:
-            if candidates is None and len(source) > EXACT_FUSION_UP_TO:
-                candidates = RERANK_CANDIDATES
             ranked = source.index.search.search(queries, positions, choice.method, list(choice.weights), k=k,
                                                 candidates=candidates)
             ids, scores, exact, pooled = ranked.ids[0], ranked.scores[0], ranked.exact, ranked.pooled
