@@ -18,10 +18,10 @@ as core.ensemble over the whole library (tests/core/test_index.py: to 1e-12):
   one search of the concatenated rows with a query scaled per query.
 * Borda / RRF: a motion's points depend on its rank under every model among ALL motions; no vector index holds
   that.  By default (``candidates`` None) each model's cosines to the whole library are computed (float64, in
-  blocks) and fused by core.ensemble.combine: exact, at O(N log N) per model and query (bench/retrieval_index.py:
-  ~5 ms at 10,000 motions, ~1 s at 1,000,000).  With ``candidates`` C, each model's top C are retrieved from the
-  index and their union is ranked by the fusion over that union only, and ``exact`` is False: a motion within
-  model m's top C has the same rank under m among the union as among the library, but one outside it ranks
+  blocks) and fused by core.ensemble.combine: exact, at O(N log N) per model and query (bench/retrieval_index.py,
+  3 models: 9 ms at 10,000 motions, 1.5 s at 1,000,000).  With ``candidates`` C, each model's top C are retrieved
+  from the index and their union is ranked by the fusion over that union only, and ``exact`` is False: a motion
+  within model m's top C has the same rank under m among the union as among the library, but one outside it ranks
   higher among the union than in the library, so a motion one model ranks far down gains there and the top k can
   differ from the exact one (measured there: at 10,000 motions Borda's top-1 agrees for 35 % of queries at C=100,
   97 % at C=1,000).

@@ -111,6 +111,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--smoke-test builds a demo experiment: --index / --serve it afterwards with its folder.")
     if args.index_format is not None and args.index is None:
         ap.error("--index-format is given without --index; add --index SPEC, or drop it.")
+    if args.model != ENSEMBLE and args.query is None:
+        ap.error(f"--model {args.model}: picks the model of --query (the page offers every model); add --query TEXT.")
+    if args.candidates is not None and args.query is None and not args.serve:
+        ap.error("--candidates reranks the answers of --query or --serve; add one of them, or drop it.")
     if args.candidates is not None and args.candidates < 1:
         ap.error(f"--candidates {args.candidates}: must be >= 1 (motions per model reranked).")
     if not 0 <= args.port <= 65535:

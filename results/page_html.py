@@ -61,7 +61,8 @@ function card(h, data) {
   fig.className = "hit" + (h.correct ? " correct" : h.equivalent ? " equivalent" : "");
   fig.dataset.rank = h.rank; fig.dataset.motion = h.id;
   const head = document.createElement("div"); head.className = "head";
-  head.append("#" + h.rank, Object.assign(document.createElement("span"), {textContent: h.score.toFixed(4), className: "score"}));
+  const score = Object.assign(document.createElement("span"), {textContent: h.score.toFixed(4), className: "score"});
+  head.append("#" + h.rank, score);
   const img = document.createElement("img");
   img.className = "motion"; img.alt = "motion " + h.id; img.src = h.gif;
   img.onload = () => { img.dataset.loaded = "1"; };
@@ -71,7 +72,8 @@ function card(h, data) {
   if (data.truth) {
     const v = document.createElement("div");
     v.className = "verdict " + (h.correct ? "correct" : h.equivalent ? "equivalent" : "wrong");
-    v.textContent = h.correct ? "correct match" : h.equivalent ? "same label / caption as the query's motion" : "not the query's motion";
+    v.textContent = h.correct ? "correct match"
+      : h.equivalent ? "same label / caption as the query's motion" : "not the query's motion";
     fig.append(v);
   }
   const ul = document.createElement("ul"); ul.className = "captions";

@@ -64,7 +64,8 @@ def test_search_answers_json_and_every_hit_is_an_animated_gif(page):
     status, gif = _get(server.url + first[0]["gif"].lstrip("/"))
     with Image.open(io.BytesIO(gif)) as image:
         assert status == 200 and image.format == "GIF" and image.n_frames > 10 and image.size == (200, 200)
-    for bad, message in ((dict(q=" "), "the query is empty"), (dict(q="walk", source="split:nope"), "source 'split:nope' is unknown"),
+    for bad, message in ((dict(q=" "), "the query is empty"),
+                         (dict(q="walk", source="split:nope"), "source 'split:nope' is unknown"),
                          (dict(q="walk", k="0"), "k='0' is not a number of motions"),
                          (dict(q="walk", model="zzz"), "model 'zzz' is not one of")):
         status, body = _get(server.url + "api/search?" + urllib.parse.urlencode(bad))
@@ -80,7 +81,8 @@ def test_the_page_in_chromium_shows_k_animated_motions(page, tmp_path):
     figures = re.findall(r'<figure class="hit[^"]*".*?</figure>', dom, re.S)
     assert len(figures) == K, dom[-3000:]
     for n, fig in enumerate(figures, 1):
-        assert f'data-rank="{n}"' in fig and re.search(r'<img class="motion"[^>]*src="/gif\?source=split%3Atest&amp;row=\d+"', fig)
+        assert f'data-rank="{n}"' in fig
+        assert re.search(r'<img class="motion"[^>]*src="/gif\?source=split%3Atest&amp;row=\d+"', fig)
         assert 'data-loaded="1"' in fig, fig   # the GIF arrived and decoded
         assert re.search(r'class="score">-?\d+\.\d{4}<', fig) and "<li>" in fig
         assert ("correct match" in fig) == (f'data-motion="{truth}"' in fig)
