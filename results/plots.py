@@ -4,6 +4,8 @@ Uses matplotlib's object API with the Agg canvas (no pyplot, so the caller's glo
 """
 from __future__ import annotations
 
+import zipfile
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def load_embeddings(checkpoint_dir: str | Path) -> Embeddings:
             n = len(text)
             ids = [str(x) for x in data["ids"]] if "ids" in data.files else [str(i) for i in range(n)]
             captions = [str(x) for x in data["captions"]] if "captions" in data.files else ids
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:   # cut off, garbage, foreign
         raise ResultsError(f"cannot read embeddings ({exc}).", where=path,
                            fix="expected arrays text (N,d), motion (N,d), ids (N,), captions (N,) as str.") from exc
     if text.ndim != 2 or text.shape != motion.shape or len(text) == 0 or len(ids) != len(text):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -92,6 +94,9 @@ def has_refit(experiment_dir: Path) -> bool:
     return (Path(experiment_dir) / REFIT_DIR / PLAN_FILE).is_file()
 
 
+_WARNED_DAMAGED: set[Path] = set()
+
+
 def _member(run: Mapping[str, Any], record: TrialRecord) -> RefitMember | None:
     """The run's last report and checkpoint, if it finished full length."""
     ckpt = last_checkpoint(record)
@@ -100,8 +105,14 @@ def _member(run: Mapping[str, Any], record: TrialRecord) -> RefitMember | None:
     credits: dict[str, QueryCredit] = {}
     emb = ckpt / "embeddings.npz"
     if emb.is_file():
-        with np.load(emb, allow_pickle=False) as data:   # never unpickle
-            credits = credits_from_arrays(data)
+        try:
+            with np.load(emb, allow_pickle=False) as data:   # never unpickle
+                credits = credits_from_arrays(data)
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:   # cut off or foreign: as absent
+            if emb not in _WARNED_DAMAGED:   # once per file, however often the members are read
+                _WARNED_DAMAGED.add(emb)
+                print(f"warning: {emb}: damaged ({type(exc).__name__}: {str(exc)[:120]}); this refit member's "
+                      "per-query credits are left out (its recall is read from its records).", file=sys.stderr)
     val = {k: v for k, v in record.rows[-1].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return RefitMember(record.trial_id, int(run["config_rank"]), run["source_trial"], int(run["seed"]), ckpt, val,
                        credits, dict(run["config"]), reused=run.get("reused_trial") is not None)

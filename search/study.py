@@ -100,6 +100,33 @@ def study_exists(storage: str, name: str, timeout: float | None = None) -> bool:
     return name in names
 
 
+# The database a resumed search continues in: the one its flags and folder name now. Tune's state pickles the
+# searcher with the URL of the folder it was started in, so an experiment moved or copied elsewhere would otherwise
+# go on writing into the original's optuna.db (set by check_study before Tune restores the searcher).
+RESUMED_STORAGE: str | None = None
+
+
+def check_resumable_study(url: str) -> None:
+    """--resume: the study's SQLite file must be a readable database holding a study (a cut, emptied or overwritten
+    optuna.db ended the resumed search with a traceback from inside Tune, after Ray had started)."""
+    if not url.startswith("sqlite:///"):
+        return   # a server database: study_exists' checks apply when the searcher opens it
+    path = Path(url[len("sqlite:///"):])
+    fix = ("Fix: restore optuna.db from a copy, or start a new --name (the finished trials stay readable with "
+           "python -m results).")
+    if not path.is_file():
+        return   # the driver died before the study was created: the resumed search creates it
+    if path.stat().st_size == 0:
+        raise StudyStorageError(f"--resume: {path} is empty: the search's study (its trials' history) is gone. {fix}")
+    try:
+        names = answer_within(lambda: optuna.study.get_all_study_names(storage=url), DATABASE_TIMEOUT_S)
+    except Exception as exc:   # sqlite3.DatabaseError: "file is not a database", "database disk image is malformed"
+        said = " ".join(str(exc).split("(Background on this error")[0].split()) or type(exc).__name__
+        raise StudyStorageError(f"--resume: {path} is damaged ({type(exc).__name__}: {said[:200]}). {fix}") from None
+    if not names:
+        raise StudyStorageError(f"--resume: {path} holds no study: the search's trial history is gone. {fix}")
+
+
 class StudyStorageError(ValueError):
     """The study's database cannot be used (named in one line before the search starts)."""
 
@@ -107,10 +134,14 @@ class StudyStorageError(ValueError):
 def check_study(args) -> None:
     """A new search must not append to another search's study; --resume needs its study (downloaded first
     when the experiment is on cloud storage)."""
+    global RESUMED_STORAGE
     url = search_study_storage(args)
+    RESUMED_STORAGE = None   # a searcher built (or copied) for a new search keeps its own URL
     if args.resume:
         if not args.optuna_storage and not args.is_local_storage:
             download_study(args)
+        check_resumable_study(url)
+        RESUMED_STORAGE = url
         return
     if study_exists(url, args.name):
         raise StudyStorageError(f"--optuna-storage {hide_credentials(url)}: a study named {args.name!r} already exists there (another "
@@ -293,9 +324,14 @@ class StudySearcher(Searcher):
         with open(checkpoint_path, "wb") as f:
             pickle.dump(self.__getstate__(), f)
 
+    def __setstate__(self, state: dict) -> None:   # tuner.pkl: the database is the one this driver resumes in
+        self.__dict__.update(state)
+        self.storage = RESUMED_STORAGE or self.storage
+
     def restore(self, checkpoint_path: str) -> None:
         """Reload the map. Study trials the saved map does not know were asked after Tune last saved its state
         (a killed driver): ``suggest`` hands them out again (``_next_orphan``)."""
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
+        self.storage = RESUMED_STORAGE or self.storage
         self._orphans = None

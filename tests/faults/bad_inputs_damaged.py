@@ -58,6 +58,16 @@ DAMAGED_CASES: tuple[Case, ...] = (
     Case("resume-args-overrides-object", "--resume of a search_args.json whose overrides are an object, not pairs",
          "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored_bad_overrides}"),
          DAMAGED_ARGS.format(what=r"overrides = \{'lr': 0\.001\} is not tuple")),
+    # the study a resumed search continues: a traceback from inside Tune, after Ray started, before
+    Case("resume-optuna-db-garbage", "--resume of an experiment whose optuna.db is not a database (a "
+         "DatabaseError traceback from inside Tune before)", "run_search.py",
+         ("--resume", "--name", "stored", "--storage", "{stored_optuna_garbage}"),
+         r"--resume: .*stored/optuna\.db is damaged \(DatabaseError: .*Fix: restore optuna\.db from a copy, or start "
+         r"a new --name"),
+    Case("resume-optuna-db-empty", "--resume of an experiment whose optuna.db is empty (an IndexError traceback "
+         "from inside Tune before)", "run_search.py", ("--resume", "--name", "stored", "--storage",
+                                                       "{stored_optuna_empty}"),
+         r"--resume: .*stored/optuna\.db is empty: the search's study \(its trials' history\) is gone\. Fix:"),
     # an ensemble manifest checked against what a query reads of it
     manifest_query("manifest_without_selected", "manifest member lacks 'selected' (a KeyError traceback before)",
                    r"member 1 has no 'selected'\."),

@@ -72,6 +72,18 @@ def stored_bad_overrides(root: Path) -> Path:
     return _stored(root, overrides={"lr": 0.001})
 
 
+def stored_optuna_garbage(root: Path) -> Path:
+    storage = _stored(root)
+    (storage / "stored" / "optuna.db").write_bytes(bytes(range(256)) * 32)   # 8 KB that are not SQLite
+    return storage
+
+
+def stored_optuna_empty(root: Path) -> Path:
+    storage = _stored(root)
+    (storage / "stored" / "optuna.db").write_bytes(b"")
+    return storage
+
+
 def _manifest(root: Path, name: str, member: dict, method: object = "mean_sim") -> Path:
     """An experiment folder holding only ensemble/manifest.json (what --query reads first) with one member."""
     exp = root / name
@@ -122,6 +134,9 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
                          stored_bool_seed),
     "stored_bad_overrides": ("storage with experiment 'stored' whose search_args.json has overrides as an object",
                              stored_bad_overrides),
+    "stored_optuna_garbage": ("storage with experiment 'stored' whose optuna.db is 8 KB of bytes that are not a "
+                              "database", stored_optuna_garbage),
+    "stored_optuna_empty": ("storage with experiment 'stored' whose optuna.db is empty (0 bytes)", stored_optuna_empty),
     "manifest_without_selected": ("experiment whose ensemble/manifest.json member lacks 'selected'",
                                   manifest_without_selected),
     "manifest_string_weight": ("experiment whose ensemble/manifest.json member has \"weight\": \"1.0\"",

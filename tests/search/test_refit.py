@@ -98,3 +98,22 @@ def test_interrupted_refit_resumes_and_ranks_configs_by_the_seed_mean(tmp_path):
     assert manifest["source"] == "refit" and len(manifest["members"]) == 4
     wandb_ids = {r.name.rsplit("-", 1)[-1] for r in (exp / "wandb").glob("offline-run-*")}
     assert {t["trial_id"] for t in trained} <= wandb_ids   # W&B runs for the refit trials, like the search's
+
+    # A cut embeddings.npz (a full disk, a killed copy) is one warning, not a traceback: the member stays (its recall
+    # is in its records) and the tables are written, the plots of that checkpoint left out with a note.
+    from results import write_results
+    from results.refit import _WARNED_DAMAGED
+
+    cut = members[0].checkpoint / "embeddings.npz"
+    cut.write_bytes(cut.read_bytes()[:100])
+    _WARNED_DAMAGED.clear()
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        again, missing = refit_members(exp)
+        refit_members(exp)
+    assert len(again) == 4 and not missing and err.getvalue().count("warning:") == 1, err.getvalue()
+    assert f"{cut}: damaged (BadZipFile" in err.getvalue()
+    write_results(exp, quiet=True)

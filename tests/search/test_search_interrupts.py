@@ -1,10 +1,13 @@
 """A real run_search.py driver stopped like Ctrl+C or `kill` (SIGTERM) mid-search, then --resume."""
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import optuna
 
 from .drivers import REPO, epochs_of, history_of, interrupt_when, trials_of
 
@@ -38,8 +41,17 @@ def test_sigint_then_resume_completes_every_trial_once(tmp_path, sig=signal.SIGI
     before = {t.trial_id: t.last_result.get("training_iteration", 0) for t in trials_of(str(exp))}
     assert sum(before.values()) < samples * epochs  # really interrupted mid-search
 
+    # Resumed from a copy in another folder (a moved or copied experiment): the copy continues in its own
+    # optuna.db, not in the original's, whose URL Tune's pickled searcher holds.
+    original, original_db = exp, (exp / "optuna.db").read_bytes()
+    shutil.copytree(original, tmp_path / "moved" / name)
+    exp = tmp_path / "moved" / name
+    cmd = [sys.executable, str(REPO / "run_search.py"), "--storage", str(tmp_path / "moved"), "--name", name]
     second = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
+    assert (original / "optuna.db").read_bytes() == original_db
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{exp / 'optuna.db'}")
+    assert len(study.trials) == samples and all(t.state.is_finished() for t in study.trials)
     trials = trials_of(str(exp))
     assert len(trials) == samples and len({t.trial_id for t in trials}) == samples
     assert set(before) <= {t.trial_id for t in trials}
