@@ -119,6 +119,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error(f"--candidates {args.candidates}: must be >= 1 (motions per model reranked).")
     if not 0 <= args.port <= 65535:
         ap.error(f"--port {args.port}: must be 0..65535 (0 picks a free port).")
+    if args.split is not None and args.query is None and not args.serve and args.index is None:
+        ap.error(f"--split {args.split}: picks the motions --query, --serve or --index search; building the "
+                 "ensemble scores val and test always. Add --query TEXT, or drop it.")
     if args.split == ALL_MOTIONS and args.index is None:
         ap.error("--split all: every motion is searched through an index; build one with --index SPEC (a data spec).")
     args.weights = _weights(args.weights)

@@ -219,6 +219,7 @@ def check_small_splits(corpus, base: dict[str, Any], args: SearchArgs) -> None:
     score it) must hold enough motions to rank (DataError: exit 2); one this small cannot decide between trials;
     one smaller than the protocol's batch is an easier ranking than its results say."""
     scored = [base["eval_split"]] + (["test"] if args.ensemble_top_k or args.refit_top_k else [])
+    corpus.training_split()
     for split in scored:
         corpus.scored_split(split)
     for split in ("val", "test"):

@@ -54,6 +54,17 @@ def scored_split_error(split: str, n: int, total: int, dataset: str) -> DataErro
                          "small; or use more data.")
 
 
+def train_split_error(n: int, total: int, dataset: str) -> DataError | None:
+    """The error for a train split of ``n`` motions that cannot fill one contrastive batch (a batch of one has no
+    negatives: the batcher skips it, so such a run takes no step and reports an untrained model as trained)."""
+    if n >= MIN_SCORED_SPLIT:
+        return None
+    return DataError(f"the 'train' split of dataset {dataset!r} holds {n} motion(s) of {total}: contrastive training "
+                     f"needs at least {MIN_SCORED_SPLIT} per batch, so not one step would be taken.",
+                     fix="give it motions: ask for smaller val=/test= in the data spec, list more ids in "
+                         "splits/train.txt, or use more data.")
+
+
 def small_split_note(split: str, n: int, batch_size: int) -> str | None:
     """What to say when a scored split is smaller than the evaluation protocol's batch (None otherwise)."""
     if n >= batch_size:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import DataError
 from .mirror_text import mirror_caption
-from .splits import ALL_MOTIONS, scored_split_error
+from .splits import ALL_MOTIONS, scored_split_error, train_split_error
 from .chunks import FrameChunks
 from .strings import RaggedStrings, StringTable
 
@@ -151,6 +151,14 @@ class MotionCorpus:
         """A split recall is computed on: DataError naming its size when it is too small to rank."""
         indices = self.split(name)
         error = scored_split_error(name, len(indices), len(self.ids), self.name)
+        if error is not None:
+            raise error
+        return indices
+
+    def training_split(self) -> np.ndarray:
+        """The train split: DataError naming its size when it cannot fill one contrastive batch."""
+        indices = self.split("train")
+        error = train_split_error(len(indices), len(self.ids), self.name)
         if error is not None:
             raise error
         return indices

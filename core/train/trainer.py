@@ -102,7 +102,7 @@ class _Trainer:
             torch.set_num_threads(assigned_threads(cfg.runtime.num_threads))
         torch.manual_seed(cfg.optim.seed)
         corpus = shared.corpus
-        self.train_idx = corpus.split("train")
+        self.train_idx = corpus.training_split()   # DataError below one batch of 2: no step to take
         self.eval_idx = corpus.scored_split(cfg.data.eval_split)
         self.builder = BatchBuilder(corpus, shared.mean, shared.std, cfg.data.max_frames, cfg.augment)
         self.frozen = shared.frozen_features(cfg.text) if cfg.text.text_mode == "frozen" else None

@@ -12,6 +12,8 @@ def too_small(split: str, name: str, n: int, total: int = 30) -> str:
     return TOO_SMALL.format(split=split, name=name, n=n, total=total)
 
 
+ONE_TRAIN = r"the 'train' split of dataset 'one_motion_train' holds 1 motion\(s\) of 30: contrastive training needs " \
+            r"at least 2 per batch.*Fix: give it motions"
 DAMAGED_ARGS = r"--resume: .*stored/search_args\.json is damaged: {what}.*Fix: restore the file"
 MANIFEST = r"ensemble/manifest\.json: damaged ensemble manifest: {what}.*Fix: rebuild it: python run_ensemble\.py"
 CACHE_FILE = r"cache_dir .*cache_file: is a file, not a folder for the dataset and text-feature cache\. " \
@@ -45,6 +47,21 @@ DAMAGED_CASES: tuple[Case, ...] = (
          "python -m core.train", ("--smoke-test", "--data", "{raw_features}", "--eval-data", "{one_motion_test}",
                                   "--out", "{tmp}/out"),
          r"--eval-data .*one_motion_test: its 'test' split holds 1 motion\(s\) of 30; retrieval needs at least 2"),
+    Case("train-train-split-one", "a dataset whose train split holds one motion (no step taken, an untrained model "
+         "reported as trained before)", "python -m core.train",
+         ("--smoke-test", "--data", "{one_motion_train}", "--out", "{tmp}/out"), ONE_TRAIN),
+    Case("search-train-split-one", "run_search.py on a dataset whose train split holds one motion (every trial "
+         "took no step before)", "run_search.py", ("--data", "{one_motion_train}", *SMOKE), ONE_TRAIN),
+    Case("csv-repeated-column", "captions.csv whose header names 'text' twice (every caption silently became the "
+         "3rd column before)", "python -m core.data", ("--data", "{repeated_header}", "--cache-dir", "{tmp}/cache"),
+         r"captions\.csv: the header names the column\(s\) \['text'\] more than once.*Fix: name each column once"),
+    Case("split-file-empty", "an empty splits/val.txt (val was silently carved out of train before)",
+         "python -m core.data", ("--data", "{empty_val_file}", "--cache-dir", "{tmp}/cache"),
+         r"splits/val\.txt: the split file lists no id\. Fix: list the val ids one per line, or delete the file"),
+    Case("split-file-misnamed", "splits/valid.txt instead of val.txt (its motions were silently in no split before)",
+         "python -m core.data", ("--data", "{misnamed_split_file}", "--cache-dir", "{tmp}/cache"),
+         r"splits/valid\.txt: a split file this loader does not read: split files are named train\.txt, val\.txt, "
+         r"test\.txt\. Fix: rename it"),
     # a stored search_args.json checked against its schema (types and ranges), not only "parses"
     Case("resume-args-string-numbers", "--resume of a search_args.json whose numbers are strings (a TypeError "
          "traceback before)", "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored_string_numbers}"),

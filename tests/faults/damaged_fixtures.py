@@ -46,6 +46,32 @@ def one_motion_test(root: Path) -> Path:
     return _split_folder(root, "one_motion_test", val=5, test=1)
 
 
+def one_motion_train(root: Path) -> Path:
+    return _split_folder(root, "one_motion_train", val=24, test=5)
+
+
+def repeated_header(root: Path) -> Path:
+    """captions.csv whose header names 'text' twice: csv.DictReader would take every caption from the second."""
+    from tests.faults.bad_input_fixtures import _folder
+
+    data = _folder(root, "repeated_header")
+    (data / "captions.csv").write_text("id,text,text\na,a person walks,label0\nb,a person runs,label1\n"
+                                       "c,a person jumps,label2\n")
+    return data
+
+
+def empty_val_file(root: Path) -> Path:
+    data = _split_folder(root, "empty_val_file", val=5)
+    (data / "splits" / "val.txt").write_text("")
+    return data
+
+
+def misnamed_split_file(root: Path) -> Path:
+    data = _split_folder(root, "misnamed_split_file", val=5)
+    (data / "splits" / "val.txt").rename(data / "splits" / "valid.txt")
+    return data
+
+
 def _stored(root: Path, **changes) -> Path:
     """Storage holding experiment 'stored' whose search_args.json has ``changes`` over what a search writes."""
     from tests.faults.bad_input_fixtures import stored_search
@@ -126,6 +152,11 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
     "tiny_folder": ("folder dataset of 5 motions without split files (hashed: 4 train, 1 val, 0 test)", tiny_folder),
     "one_motion_val": ("folder dataset of 30 motions whose splits/val.txt lists one motion", one_motion_val),
     "one_motion_test": ("folder dataset of 30 motions whose splits/test.txt lists one motion", one_motion_test),
+    "one_motion_train": ("folder dataset of 30 motions whose splits/train.txt lists one motion", one_motion_train),
+    "repeated_header": ("folder dataset whose captions.csv header is id,text,text (a label in the 3rd column)",
+                        repeated_header),
+    "empty_val_file": ("folder dataset of 30 motions whose splits/val.txt is empty", empty_val_file),
+    "misnamed_split_file": ("folder dataset of 30 motions whose val ids are in splits/valid.txt", misnamed_split_file),
     "stored_string_numbers": ("storage with experiment 'stored' whose search_args.json says \"num_samples\": \"6\"",
                               stored_string_numbers),
     "stored_zero_epochs": ("storage with experiment 'stored' whose search_args.json says \"max_epochs\": 0",

@@ -44,6 +44,11 @@ def _read_csv(path: Path) -> list[tuple[str, str, str | None, int, None]]:
     if reader.fieldnames is None or not {"id", "text"} <= set(reader.fieldnames):
         raise DataError(f"the header must name the columns 'id' and 'text' (found {reader.fieldnames}).",
                         where=path, fix="write a first line 'id,text' and one row per caption.")
+    repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
+    if repeated:   # DictReader keeps the LAST column of a repeated name: every caption would silently be another one
+        raise DataError(f"the header names the column(s) {repeated} more than once ({reader.fieldnames}); which one "
+                        "holds the captions is ambiguous.", where=path,
+                        fix="name each column once: 'id,text' (plus 'group' if used).")
     rows = []
     for row in reader:
         if row["id"] is None or row["text"] is None:
@@ -173,10 +178,19 @@ def read_folder_index(root: Path) -> FolderIndex:
 
     splits: dict[str, list[str]] = {}
     split_files: dict[str, str] = {}
+    for path in sorted((root / "splits").glob("*.txt")) if (root / "splits").is_dir() else ():
+        if path.stem not in SPLITS or not path.is_file():   # its ids would silently be in no split
+            raise DataError(f"{'a folder' if path.is_dir() else 'a split file'} this loader does not read: split "
+                            f"files are named {', '.join(f'{s}.txt' for s in SPLITS)}.", where=path,
+                            fix="rename it (valid.txt -> val.txt), or move it out of splits/.")
     for name in SPLITS:
         path = root / "splits" / f"{name}.txt"
         if path.is_file():
             ids = read_id_list(path)
+            if not ids:   # read as "no file" before: val was carved from train without a word
+                raise DataError("the split file lists no id.", where=path,
+                                fix=f"list the {name} ids one per line, or delete the file"
+                                    + (" (val is then carved from train, 10 %)." if name == "val" else "."))
             absent = [i for i in ids if i not in motion_files]
             if absent:
                 raise DataError(f"split id {absent[0]!r} has no motions/{absent[0]}.npy "

@@ -48,6 +48,13 @@ def _entry(annotations: dict, keyid: str, path: Path) -> tuple[str, list[tuple[s
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"keyid {keyid!r} must have 'path' and 'annotations' = [{{text, start, end}}] "
                         f"({type(e).__name__}: {e}).", where=path) from None
+    if not segs:   # its motion would silently be in no split (a split could end empty, naming neither)
+        raise DataError(f"keyid {keyid!r} has no annotation (\"annotations\": []).", where=path,
+                        fix="add its descriptions, or remove the keyid from annotations.json and the split files.")
+    bad_text = next((a["text"] for a in entry["annotations"] if not isinstance(a["text"], str)), None)
+    if bad_text is not None:   # str() made a caption of 7 or None before; the folder loaders refuse it too
+        raise DataError(f"keyid {keyid!r}: an annotation's 'text' is {bad_text!r}, not a string.", where=path,
+                        fix="write each description as a JSON string.")
     # json.loads accepts NaN/Infinity: int(inf * fps) would be a traceback, and a negative time slices
     # from the motion's end (a made-up crop); a reversed span is as meaningless.
     for text, start, end in segs:

@@ -125,6 +125,25 @@ def test_tmr_bad_inputs(tmp_path):
         load_raw(root, "tmr", {})
 
 
+@pytest.mark.parametrize("damage, message", [
+    ({"annotations": []}, r"annotations\.json: keyid '(\w+)' has no annotation .*Fix: add its descriptions"),
+    ({"annotations": [{"text": 7, "start": 0.0, "end": 1.0}]},
+     r"annotations\.json: keyid '(\w+)': an annotation's 'text' is 7, not a string\. Fix: write each description"),
+])
+def test_tmr_a_keyid_without_annotations_or_with_a_number_for_text_is_named(tmp_path, damage, message):
+    """Found by the issue-23 hunt: an empty list left the keyid's motion in no split (the error then named only an
+    empty split), and a number became the caption "7"."""
+    import json
+
+    root = make_tmr(tmp_path / "tmr")
+    annotations = json.loads((root / "annotations.json").read_text())
+    keyid = next(iter(annotations))
+    annotations[keyid].update(damage)
+    (root / "annotations.json").write_text(json.dumps(annotations))
+    with pytest.raises(DataError, match=message.replace(r"(\w+)", keyid)):
+        load_raw(root, "tmr", {})
+
+
 def test_tmr_motions_dir_option(tmp_path):
     root = make_tmr(tmp_path / "tmr")
     shutil.move(str(root / "motions"), str(tmp_path / "guoh3dfeats"))
