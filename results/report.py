@@ -92,10 +92,13 @@ def write_results(experiment_dir: Path | str, *, quiet: bool = False, top: int =
 
 def _study_report(path: Path, warnings: list[str]):
     """Parameter importances and the parallel-coordinates plot from the search's Optuna study (None without one)."""
-    from results.study_report import load_search_study, study_report, study_storage
+    from results.study_report import StudyGone, load_search_study, study_report, study_storage
 
     try:
         study = load_search_study(path)
+    except StudyGone as exc:
+        warnings.append(f"the Optuna study could not be read ({exc}).")
+        return None
     except ResultsError:
         return None      # an experiment from before the study moved into a database
     except Exception as exc:   # an unreachable --optuna-storage server must not hide the tables and plots

@@ -69,9 +69,15 @@ def study_storage(experiment_dir: Path | str) -> tuple[str, str]:
             stored = json.loads(args_file.read_text())
         except (OSError, json.JSONDecodeError):
             stored = {}
+    if not isinstance(stored, dict):   # a list or null: damaged; the defaults below are what a search writes
+        stored = {}
     name = stored.get("name") or exp.name
     url = stored.get("optuna_storage") or study_url(exp / STUDY_FILE)
     return url, name
+
+
+class StudyGone(ResultsError):
+    """The experiment's study database is there but holds nothing (said, unlike an experiment that never had one)."""
 
 
 def load_search_study(experiment_dir: Path | str) -> optuna.Study:
@@ -80,6 +86,10 @@ def load_search_study(experiment_dir: Path | str) -> optuna.Study:
         raise ResultsError(f"no Optuna study here ({url[len('sqlite:///'):]} does not exist).",
                            where=experiment_dir, fix="searches write it since the study moved into a database; "
                                                      "older experiments keep theirs in Tune's searcher state only.")
+    if url.startswith("sqlite:///") and Path(url[len("sqlite:///"):]).stat().st_size == 0:
+        # opening it would write an empty schema into the user's file (results/ only reads)
+        raise StudyGone(f"{url[len('sqlite:///'):]} is empty: the study is gone.", where=experiment_dir,
+                           fix="restore optuna.db from a copy; the trials' own records are read without it.")
     try:
         return optuna.load_study(study_name=name, storage=url)
     except KeyError:

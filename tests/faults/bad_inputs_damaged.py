@@ -62,6 +62,10 @@ DAMAGED_CASES: tuple[Case, ...] = (
          "python -m core.data", ("--data", "{misnamed_split_file}", "--cache-dir", "{tmp}/cache"),
          r"splits/valid\.txt: a split file this loader does not read: split files are named train\.txt, val\.txt, "
          r"test\.txt\. Fix: rename it"),
+    Case("npy-beyond-float32", "a float64 motion of finite values beyond float32's range (numpy's overflow warning "
+         "and 'contains NaN/inf' before, of a file that holds none)", "python -m core.data",
+         ("--data", "{huge_npy}", "--cache-dir", "{tmp}/cache"),
+         r"motions/m10\.npy: this \.npy holds values up to 1e\+300, beyond float32's range.*Fix: check its units"),
     # a stored search_args.json checked against its schema (types and ranges), not only "parses"
     Case("resume-args-string-numbers", "--resume of a search_args.json whose numbers are strings (a TypeError "
          "traceback before)", "run_search.py", ("--resume", "--name", "stored", "--storage", "{stored_string_numbers}"),

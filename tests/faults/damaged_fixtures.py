@@ -72,6 +72,12 @@ def misnamed_split_file(root: Path) -> Path:
     return data
 
 
+def huge_npy(root: Path) -> Path:
+    data = _split_folder(root, "huge_npy", val=5)
+    np.save(data / "motions" / "m10.npy", np.full((16, 7), 1e300))   # finite float64, not representable in float32
+    return data
+
+
 def _stored(root: Path, **changes) -> Path:
     """Storage holding experiment 'stored' whose search_args.json has ``changes`` over what a search writes."""
     from tests.faults.bad_input_fixtures import stored_search
@@ -157,6 +163,7 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
                         repeated_header),
     "empty_val_file": ("folder dataset of 30 motions whose splits/val.txt is empty", empty_val_file),
     "misnamed_split_file": ("folder dataset of 30 motions whose val ids are in splits/valid.txt", misnamed_split_file),
+    "huge_npy": ("folder dataset of 30 motions whose motions/m10.npy is float64 filled with 1e300", huge_npy),
     "stored_string_numbers": ("storage with experiment 'stored' whose search_args.json says \"num_samples\": \"6\"",
                               stored_string_numbers),
     "stored_zero_epochs": ("storage with experiment 'stored' whose search_args.json says \"max_epochs\": 0",

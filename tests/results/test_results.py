@@ -324,3 +324,19 @@ def test_one_ranking_rule_breaks_ties_by_weighted_recall_then_id():
     ranked = sorted(trials, key=lambda t: trial_rank_key(*t))
     assert [t[2] for t in ranked] == ["z", "a", "c", "b", "a"]
     assert ranked[1] == (50.0, 70.0, "a") and ranked[-1] == (50.0, None, "a")   # no weighted recall: last of a tie
+
+
+def test_a_damaged_search_args_or_an_emptied_study_are_named_and_never_written(experiment, tmp_path):
+    """Found by the issue-23 hunt: a search_args.json holding a list made the study note an AttributeError that named
+    no file, and opening a 0-byte optuna.db wrote an empty schema into it (results/ only reads)."""
+    import shutil
+
+    from results.study_report import study_storage
+
+    copy = Path(shutil.copytree(experiment, tmp_path / "copy"))
+    (copy / "search_args.json").write_text("[1, 2]")
+    assert study_storage(copy) == (f"sqlite:///{copy / 'optuna.db'}", "copy")   # what a search writes by default
+    (copy / "optuna.db").write_bytes(b"")
+    result = write_results(copy, quiet=True)
+    assert any("optuna.db is empty: the study is gone" in w for w in result.warnings), result.warnings
+    assert (copy / "optuna.db").stat().st_size == 0 and result.trials.num_rows == len(QUALITIES)

@@ -56,6 +56,15 @@ def load_npy(path: Path) -> np.ndarray:
         raise DataError(f"this .npy holds {loaded.dtype} values (dtype {loaded.dtype.str!r}); expected a float "
                         "array.", where=path,
                         fix="re-save it with numpy.save(path, array.astype(numpy.float32)).")
+    if loaded.dtype.kind == "f" and loaded.dtype.itemsize > 4 and loaded.size:
+        # motions are stored as float32: a finite float64 beyond its range would become inf (with numpy's overflow
+        # warning) and be reported as NaN/inf the file does not hold
+        finite = np.abs(loaded[np.isfinite(loaded)])
+        largest = float(finite.max()) if finite.size else 0.0
+        if largest > np.finfo(np.float32).max:
+            raise DataError(f"this .npy holds values up to {largest:.3g}, beyond float32's range "
+                            f"(+-{np.finfo(np.float32).max:.3g}) that motions are stored in.", where=path,
+                            fix="check its units or clean the outliers, then re-save it.")
     return loaded
 
 
