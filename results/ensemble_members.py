@@ -79,9 +79,12 @@ def select_candidates(experiment_dir: Path, top_k: int, allow_fewer: bool, sourc
     if source not in SOURCES:
         raise ResultsError(f"members={source!r} is unknown.", fix=f"use one of {', '.join(SOURCES)}.")
     if source in ("auto", "refit") and has_refit(experiment_dir):
-        refit = refit_candidates(experiment_dir, top_k) if refit_members(experiment_dir)[0] else []
-        if refit:
-            return refit, "refit", []
+        finished, missing = refit_members(experiment_dir)
+        refit = refit_candidates(experiment_dir, top_k) if finished else []
+        if refit:   # a planned run left out (unfinished, or its records damaged) is said, not silently dropped
+            notes = [f"{len(missing)} planned refit run(s) are not members (unfinished, or their records are "
+                     f"unreadable: python -m results says which): {', '.join(missing[:4])}"] if missing else []
+            return refit, "refit", notes
     if source == "refit":
         raise ResultsError("the experiment has no finished refit run to ensemble.", where=experiment_dir,
                            fix="run or resume the search with --refit-top-k K, or pass --members search.")

@@ -172,7 +172,8 @@ def _no_epoch_problem(exp: ExperimentDir, epochs: pa.Table) -> str:
         return (f"no trial reported {PRIMARY_METRIC!r} (reported columns: {', '.join(reported[:20])}).")
     errors = sorted((t for t in exp.trials if t.error), key=lambda t: t.status != "ERROR")  # fatal ones first
     first_error = f" First error ({errors[0].trial_id}): {errors[0].error.splitlines()[0]}" if errors else ""
-    return f"no trial has finished an epoch yet ({len(exp.trials)} trials: {statuses}).{first_error}"
+    damaged = f" Unreadable records: {'; '.join(exp.warnings[:3])}" if exp.warnings else ""   # the likely reason
+    return f"no trial has finished an epoch yet ({len(exp.trials)} trials: {statuses}).{first_error}{damaged}"
 
 
 def _newest_input_mtime(path: Path) -> float:

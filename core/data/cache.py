@@ -165,6 +165,14 @@ def _read_entry(d: Path) -> MotionCorpus:
     if (frames.ndim != 2 or offsets.ndim != 1 or len(offsets) != len(meta["ids"]) + 1
             or int(offsets[-1]) != len(frames) or frames.shape[1] != lay["dim"]):
         raise ValueError("frames.npy / offsets.npy / meta.json do not agree in size")
+    n = len(meta["ids"])
+    per_motion = {"captions": meta["captions"], "groups": meta["groups"], "split_keys": meta["split_keys"],
+                  "part_texts": meta.get("part_texts") or [None] * n}
+    short = [key for key, values in per_motion.items() if len(values) != n]
+    if short:   # a hand edit: an index past the list's end mid-training (IndexError) if it went unseen
+        raise ValueError(f"meta.json lists {n} motions but not as many {', '.join(short)}")
+    if any(not 0 <= int(i) < n for v in meta["splits"].values() for i in v):
+        raise ValueError("meta.json splits name a motion index out of range")
     return MotionCorpus(
         name=meta["name"], ids=meta["ids"], frames=frames,
         offsets=offsets, captions=meta["captions"], groups=meta["groups"],

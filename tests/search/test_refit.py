@@ -117,3 +117,14 @@ def test_interrupted_refit_resumes_and_ranks_configs_by_the_seed_mean(tmp_path):
     assert len(again) == 4 and not missing and err.getvalue().count("warning:") == 1, err.getvalue()
     assert f"{cut}: damaged (BadZipFile" in err.getvalue()
     write_results(exp, quiet=True)
+
+    # A planned run whose records are unreadable (trial.json gone, result.json garbage) is named, not silently
+    # dropped from the ensemble's members.
+    from results.ensemble_members import select_candidates
+
+    reused_trial = exp / next(p.name for p in exp.glob("trial_*") if p.name.endswith(reused[0]["reused_trial"]))
+    (reused_trial / "trial.json").unlink()
+    (reused_trial / "result.json").write_bytes(bytes(range(256)) * 4)
+    candidates, source, notes = select_candidates(exp, top_k=2, allow_fewer=True)
+    assert source == "refit" and len(candidates) == 3
+    assert any("1 planned refit run(s) are not members" in n and reused[0]["reused_trial"] in n for n in notes), notes

@@ -242,7 +242,8 @@ def test_cli_reports_one_error_line(tmp_path, capsys):
 
 # ---- 7. a damaged cache entry is a miss, rebuilt with one warning ----------------------------------
 
-@pytest.mark.parametrize("damage", ["meta_truncated", "frames_truncated", "frames_short", "meta_not_object"])
+@pytest.mark.parametrize("damage", ["meta_truncated", "frames_truncated", "frames_short", "meta_not_object",
+                                    "captions_cut", "split_out_of_range"])
 def test_damaged_cache_entry_is_a_miss(tmp_path, capsys, damage):
     corpus = build_corpus(toy_raw(30), content_hash="k1")
     d = save_corpus(corpus, tmp_path, "k1")
@@ -252,6 +253,13 @@ def test_damaged_cache_entry_is_a_miss(tmp_path, capsys, damage):
         (d / "frames.npy").write_bytes((d / "frames.npy").read_bytes()[:100])
     elif damage == "frames_short":   # a valid header but fewer frames than offsets.npy says
         np.save(d / "frames.npy", np.asarray(corpus.frames)[:-3])
+    elif damage in ("captions_cut", "split_out_of_range"):   # a hand edit (an IndexError mid-training before)
+        meta = json.loads((d / "meta.json").read_text())
+        if damage == "captions_cut":
+            meta["captions"] = meta["captions"][:3]
+        else:
+            meta["splits"]["val"] = [*meta["splits"]["val"], 30]
+        (d / "meta.json").write_text(json.dumps(meta))
     else:
         (d / "meta.json").write_text("[1, 2]")
     assert load_cached(tmp_path, "k1") is None
