@@ -323,7 +323,10 @@ def _read_cache(npy: Path, index: Path, key: str) -> FrozenTextFeatures | None:
         features = np.load(npy, mmap_mode="r")   # one copy per node: the page cache, shared by every process
         return FrozenTextFeatures(texts=meta["texts"], features=features, key=key, from_cache=True)
     except (OSError, ValueError, KeyError, TypeError) as err:  # truncated or foreign file: recompute
-        log.warning("text feature cache %s unreadable (%s); recomputing", npy, err)
+        # said where the user sees it (a logging warning is dropped without a configured handler)
+        reason = (str(err).splitlines() or [""])[0][:200]
+        print(f"[text] warning: the text-feature cache {npy} is damaged ({type(err).__name__}: {reason}); "
+              "recomputing it.", file=sys.stderr)
         return None
 
 

@@ -117,3 +117,15 @@ def test_projection_is_normalized():
     out = proj(torch.randn(5, 384))
     assert out.shape == (5, 32)
     torch.testing.assert_close(out.norm(dim=-1), torch.ones(5))
+
+
+def test_a_damaged_text_feature_cache_is_recomputed_with_one_visible_warning(tmp_path, capsys):
+    """Found by the issue-23 hunt: a cut cache file was recomputed with a logging warning nobody saw."""
+    from core.text import _read_cache
+
+    npy, index = tmp_path / "k.npy", tmp_path / "k.json"
+    index.write_text('{"texts": ["a person walks"]}')
+    npy.write_bytes(b"\x93NUMPY garbage")
+    assert _read_cache(npy, index, "k") is None
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and f"text-feature cache {npy} is damaged" in err and "recomputing it" in err
