@@ -35,8 +35,19 @@ DATA = "synthetic:n=1000"   # epochs of ~1 s (n=200 trains one in 0.2 s: too qui
 SEARCHED = ("lr", "dropout", "temperature", "mse_weight", "uniformity_weight", "weight_decay", "batch_size")
 
 
+def registers_a_checkpoint(meta: dict) -> bool:
+    """Whether a trial's saved state names a checkpoint. Tune records an epoch's result, then registers its
+    checkpoint, and may save its state in between: such a trial restarts from scratch on --resume (by design,
+    search/trainable.py), which this test does not ask about (tests/faults/test_kill_points.py stops drivers at
+    random moments). The checkpoint manager is saved as pickled bytes: a registered checkpoint's path is in them."""
+    manager = meta.get("checkpoint_manager") or {}
+    raw = bytes.fromhex(manager["value"]) if isinstance(manager, dict) and "value" in manager else str(manager).encode()
+    return b"checkpoint_0" in raw
+
+
 def second_trial_in_its_second_epoch(experiment: Path) -> tuple[str, str] | None:
-    """(trial 1, trial 2) once the saved state holds trial 1 finished and trial 2 running after 1 epoch."""
+    """(trial 1, trial 2) once the saved state holds trial 1 finished and trial 2 running after 1 epoch, with its
+    checkpoint registered."""
     try:
         data = json.loads(sorted(experiment.glob("experiment_state-*.json"))[-1].read_text())
     except (IndexError, OSError, ValueError):   # not saved yet, or being rewritten in place
@@ -47,7 +58,7 @@ def second_trial_in_its_second_epoch(experiment: Path) -> tuple[str, str] | None
         iteration = (meta.get("last_result") or {}).get("training_iteration", 0)
         if iteration == EPOCHS:
             done.append(trial["trial_id"])
-        elif iteration >= 1:
+        elif iteration >= 1 and registers_a_checkpoint(meta):
             running.append(trial["trial_id"])
     return (done[0], running[0]) if len(done) == 1 and len(running) == 1 else None
 
