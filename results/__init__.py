@@ -7,11 +7,28 @@
 
 CLI: python -m results <experiment_dir> [--top N]
 """
-from results.errors import ResultsError
-from results.experiment_dir import ExperimentDir, TrialRecord, read_experiment
-from results.leaderboard import format_leaderboard
-from results.report import ExperimentResults, load_trials, write_results
-from results.tables import PRIMARY_METRIC
+from __future__ import annotations
 
-__all__ = ["ExperimentDir", "ExperimentResults", "PRIMARY_METRIC", "ResultsError", "TrialRecord",
-           "format_leaderboard", "load_trials", "read_experiment", "write_results"]
+import importlib
+from typing import Any
+
+# Names load on first use (PEP 562): importing one submodule, such as results.trial_record in every trial worker
+# or the ensemble CLI parsing its flags, must not pull in matplotlib, pyarrow and the report (~0.6 s each time).
+_WHERE = {"ResultsError": "results.errors", "ExperimentDir": "results.experiment_dir",
+          "TrialRecord": "results.experiment_dir", "read_experiment": "results.experiment_dir",
+          "format_leaderboard": "results.leaderboard", "ExperimentResults": "results.report",
+          "load_trials": "results.report", "write_results": "results.report", "PRIMARY_METRIC": "results.tables"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'results' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value   # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
