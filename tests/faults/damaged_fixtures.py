@@ -5,6 +5,7 @@ temp folder; bad_input_fixtures.FIXTURES includes these.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Callable
 
@@ -111,7 +112,12 @@ def stored_optuna_garbage(root: Path) -> Path:
 
 
 def stored_optuna_empty(root: Path) -> Path:
+    """After Tune's first save (tuner.pkl and a state): an empty optuna.db there lost the study. Before it, an
+    empty one is what a driver killed while creating the study leaves, and --resume creates the study."""
     storage = _stored(root)
+    (storage / "stored" / "tuner.pkl").write_bytes(pickle.dumps({}))
+    (storage / "stored" / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": [], "runner_data": {}, "stats": {"start_time": 0.0}}))
     (storage / "stored" / "optuna.db").write_bytes(b"")
     return storage
 
@@ -174,7 +180,8 @@ FIXTURES: dict[str, tuple[str, Callable[[Path], Path | str]]] = {
                              stored_bad_overrides),
     "stored_optuna_garbage": ("storage with experiment 'stored' whose optuna.db is 8 KB of bytes that are not a "
                               "database", stored_optuna_garbage),
-    "stored_optuna_empty": ("storage with experiment 'stored' whose optuna.db is empty (0 bytes)", stored_optuna_empty),
+    "stored_optuna_empty": ("storage with experiment 'stored' that Tune had saved (tuner.pkl, a state) whose "
+                            "optuna.db is empty (0 bytes)", stored_optuna_empty),
     "manifest_without_selected": ("experiment whose ensemble/manifest.json member lacks 'selected'",
                                   manifest_without_selected),
     "manifest_string_weight": ("experiment whose ensemble/manifest.json member has \"weight\": \"1.0\"",

@@ -91,3 +91,26 @@ def test_a_diverged_trial_is_pruned_at_zero_with_its_reason(tmp_path):
     (trial,) = s.study.trials
     assert trial.state == State.PRUNED and trial.intermediate_values == {1: 9.0, 2: 0.0}
     assert trial.user_attrs["diverged"] == "loss is nan"
+
+
+def test_resume_refuses_a_lost_study_only_once_tune_had_saved(tmp_path):
+    """A driver killed while it created the study leaves an empty optuna.db, or one without a study, and no Tune
+    state: --resume starts the search again in place and creates the study (found by test_kill_points). Once Tune
+    had saved its state, the same file means the trials' history is gone: refused in one line."""
+    from search.study import StudyStorageError, check_resumable_study
+
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    schema_only = tmp_path / "schema.db"
+    optuna.storages.RDBStorage(study_url(schema_only))   # the tables, no study yet
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(bytes(range(256)) * 32)
+    for path in (empty, schema_only, tmp_path / "missing.db"):
+        check_resumable_study(study_url(path), search_began=False)
+    with pytest.raises(StudyStorageError, match="is empty: the search's study"):
+        check_resumable_study(study_url(empty), search_began=True)
+    with pytest.raises(StudyStorageError, match="holds no study"):
+        check_resumable_study(study_url(schema_only), search_began=True)
+    for began in (False, True):
+        with pytest.raises(StudyStorageError, match="is damaged"):
+            check_resumable_study(study_url(garbage), search_began=began)
