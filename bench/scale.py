@@ -127,9 +127,13 @@ def warm_cache(repo: Path, flags: list[str], env: dict[str, str], cwd: Path) -> 
 
 # ----------------------------------------------------------------------------- parts
 
+# --quick measures the search alone: --smoke-test would refit and ensemble after each of the seven searches (~12 s
+# each on 2 cores), and what (a)-(c) measure is the search (P5 --quick runs the refit and ensemble).
+QUICK_SEARCH_ONLY = ["--refit-top-k", "0", "--ensemble-top-k", "0"]
+
 def part_memory(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[dict], dict]:
     sizes = [120, 240] if args.quick else [2400, 9600]
-    extra = (["--smoke-test", *[x for s in QUICK_SETS for x in ("--set", s)]] if args.quick else [])
+    extra = (["--smoke-test", *QUICK_SEARCH_ONLY, *[x for s in QUICK_SETS for x in ("--set", s)]] if args.quick else [])
     runs = []
     for n in sizes:
         cwd = root / f"memory-{n}"
@@ -184,7 +188,8 @@ def part_wandb(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[
         run_env = {**env, "MOTION_SEARCH_CACHE": str(root / "cache-smoke")}
         run_env.pop("WANDB_API_KEY", None)
         run_env["WANDB_MODE"] = "offline"
-        flags = [*COMMON, "--smoke-test", *data, "--num-samples", str(trials), "--max-epochs", str(epochs),
+        flags = [*COMMON, "--smoke-test", *data, *(QUICK_SEARCH_ONLY if args.quick else []),
+                 "--num-samples", str(trials), "--max-epochs", str(epochs),
                  "--storage", str(cwd / "experiments"), "--name", arm, *(["--no-wandb"] if arm == "no-wandb" else [])]
         if i == 0 and not args.quick:
             warm_cache(repo, flags, run_env, root)
@@ -221,7 +226,8 @@ def part_state(args, repo: Path, root: Path, env: dict[str, str]) -> tuple[list[
     for n in counts:
         cwd = root / f"state-{n}"
         run_env = {**env, "MOTION_SEARCH_CACHE": str(root / "cache-tiny")}
-        flags = [*COMMON, "--smoke-test", "--data", QUICK_DATA, *[x for s in QUICK_SETS for x in ("--set", s)],
+        flags = [*COMMON, "--smoke-test", "--data", QUICK_DATA, *(QUICK_SEARCH_ONLY if args.quick else []),
+                 *[x for s in QUICK_SETS for x in ("--set", s)],
                  "--num-samples", str(n), "--max-epochs", "2", "--no-wandb", "--storage", str(cwd / "experiments"),
                  "--name", f"state-{n}"]
         if n == counts[0] and not args.quick:

@@ -1,10 +1,16 @@
 """Every benchmark script runs end to end in its --quick mode (so bench/ cannot rot).
 
-One ``bench/run_all.py --quick --jobs 2`` (each script as its own process, two at a time, results into a temp
-folder) feeds all tests; they check that each JSON has the documented schema and sane numbers, and that SUMMARY.md lists
+``bench/run_all.py --quick --jobs 2`` (each script as its own process, two at a time, results into a temp folder)
+feeds the tests; they check that each JSON has the documented schema and sane numbers, and that SUMMARY.md lists
 every row. Experiments and caches go to the test's temp folders, never into bench/results.
-``kill_points.py`` is left out here: tests/faults/test_kill_points.py drives its experiments (more kill points
-than its --quick mode) in the same run.
+
+The default run covers the scripts that train models, time steps and run one Tune search in-process (P1, P1b, P2, P4,
+CI width, diversity, encoders, the retrieval index; ~40 s): their code paths, the process-tree memory sampler (P4)
+and the result files. The scripts whose --quick mode is several complete ``run_search.py`` jobs (P3's four arms,
+P5's main job and the ensemble read from it, scale's seven searches, the GPU script's fractional search; ~3 min on
+2 cores) are ``slow``: ``.ci/run`` runs them after the default run. The searches they drive are the product's own,
+which the search and fault tests run in the default run.
+``kill_points.py`` is left out here: tests/faults/test_kill_points.py drives its experiments.
 """
 from __future__ import annotations
 
@@ -17,20 +23,32 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-RESULT_NAMES = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p3_asha_fifo_tpe", "p4_tune_overhead", "p5_main_job",
-                "scale", "ensemble_vs_member", "ci_width", "ensemble_diversity", "retrieval_index", "gpu")
 ROW_KEYS = {"benchmark", "goal", "measured", "ratio", "ratio_text", "passed"}
+# Result files of each group (encoders' rows are in its own JSON, not checked by the summary test).
+DEFAULT_SCRIPTS = ("p1_step_throughput", "p1b_cpu_bf16", "p2_frozen_text", "p4_tune_overhead", "ci_width",
+                   "ensemble_diversity", "encoders", "retrieval_index")
+SEARCH_SCRIPTS = ("p3_asha_fifo_tpe", "p5_main_job", "scale", "ensemble_vs_member", "gpu")
+RESULT_NAMES = tuple(n for n in DEFAULT_SCRIPTS + SEARCH_SCRIPTS if n != "encoders")
+
+
+def run_all_quick(tmp_path_factory, scripts: tuple[str, ...]) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("bench-out")
+    env = {**os.environ, "MRS_BENCH_WORKDIR": str(tmp_path_factory.mktemp("bench-work"))}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--quick", "--jobs", "2",
+                           "--only", *scripts, "--out", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return out, proc.stdout
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench-out")
-    env = {**os.environ, "MRS_BENCH_WORKDIR": str(tmp_path_factory.mktemp("bench-work"))}
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "run_all.py"), "--quick", "--jobs", "2", "--skip", "kill_points",
-                           "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return out, proc.stdout
+    return run_all_quick(tmp_path_factory, DEFAULT_SCRIPTS)
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory):
+    return run_all_quick(tmp_path_factory, SEARCH_SCRIPTS)
 
 
 def load(out: Path, name: str) -> dict:
@@ -77,8 +95,9 @@ def test_p2_distilbert_shaped_folder_loads_as_a_text_model(tmp_path):
     assert tokenizer(["a person walks"])["input_ids"][0][0] == 101             # BERT uncased [CLS]
 
 
-def test_p3_measures_epochs_to_fifos_answer_per_arm_and_seed(quick_run):
-    d = load(quick_run[0], "p3_asha_fifo_tpe")["details"]
+@pytest.mark.slow
+def test_p3_measures_epochs_to_fifos_answer_per_arm_and_seed(search_run):
+    d = load(search_run[0], "p3_asha_fifo_tpe")["details"]
     arms = d["per_arm"]
     assert {"fifo+tpe", "fifo+random", "asha(rf 2,g 1)+tpe", "hyperband(rf 2)+tpe"} <= set(arms)
     fifo = arms["fifo+tpe"]["0"]
@@ -96,16 +115,18 @@ def test_p4_tune_ran_exactly_the_loop_configs(quick_run):
     assert d["tune_fit_seconds"] > 0 and d["loop_seconds"] > 0
 
 
-def test_p5_measures_wall_and_tree_memory(quick_run):
-    d = load(quick_run[0], "p5_main_job")["details"]
+@pytest.mark.slow
+def test_p5_measures_wall_and_tree_memory(search_run):
+    d = load(search_run[0], "p5_main_job")["details"]
     assert d["trials"] == 2 and d["errored"] == 0
     assert d["peak_processes"] > 3      # driver + Ray's processes + trial workers
     assert d["peak_rss_sum_mib"] > 200
     assert 100 < d["peak_pss_sum_mib"] <= d["peak_rss_sum_mib"]   # PSS splits the shared pages
 
 
-def test_scale_measures_memory_wandb_state_and_the_main_job(quick_run):
-    d = load(quick_run[0], "scale")["details"]
+@pytest.mark.slow
+def test_scale_measures_memory_wandb_state_and_the_main_job(search_run):
+    d = load(search_run[0], "scale")["details"]
     small, large = d["a"]["runs"]
     assert small["corpus_mib"] < large["corpus_mib"] and small["trial_worker_peak_pss_mib"] > 100
     assert small["driver_peak_pss_mib"] <= small["total_peak_pss_mib"]
@@ -117,8 +138,9 @@ def test_scale_measures_memory_wandb_state_and_the_main_job(quick_run):
     assert d["d"]["run"]["rc"] == 0 and d["d"]["run"]["best_recall_at_1"] is not None
 
 
-def test_ensemble_reads_the_pipelines_study_with_paired_cis(quick_run):
-    d = load(quick_run[0], "ensemble_vs_member")["details"]["embedded seed 0"]
+@pytest.mark.slow
+def test_ensemble_reads_the_pipelines_study_with_paired_cis(search_run):
+    d = load(search_run[0], "ensemble_vs_member")["details"]["embedded seed 0"]
     assert d["source"] == "refit" and len(d["members"]) == 4     # refit: 2 configs x 2 seeds
     value, low, high = d["best_member_test"]["recall_at_1"]
     assert 0 <= low <= value <= high <= 100
@@ -168,19 +190,29 @@ def test_retrieval_index_measures_build_latency_and_rerank_agreement(quick_run):
     assert d["million"]["d256"]["vectors"].startswith("random unit vectors") and d["million"]["d256"]["n"] == 2000
 
 
-def test_gpu_script_runs_its_code_path_on_cpu(quick_run):
-    d = load(quick_run[0], "gpu")["details"]
+@pytest.mark.slow
+def test_gpu_script_runs_its_code_path_on_cpu(search_run):
+    d = load(search_run[0], "gpu")["details"]
     assert [f["trials_per_gpu"] for f in d["fractional"]] == [2]
     assert all(f["terminated"] == f["num_samples"] for f in d["fractional"])
     assert d["amp"]["steps"] >= 1
 
 
-def test_summary_lists_every_row(quick_run):
-    out, stdout = quick_run
+def summary_lists_every_row(run: tuple[Path, str], names: tuple[str, ...]) -> None:
+    out, _ = run
     summary = (out / "SUMMARY.md").read_text()
-    for name in RESULT_NAMES:
+    for name in names:
         for r in json.loads((out / f"{name}.json").read_text())["rows"]:
             assert r["benchmark"] in summary
+
+
+def test_summary_lists_every_row(quick_run):
+    summary_lists_every_row(quick_run, tuple(n for n in DEFAULT_SCRIPTS if n in RESULT_NAMES))
+
+
+@pytest.mark.slow
+def test_summary_lists_every_row_of_the_search_scripts(search_run):
+    summary_lists_every_row(search_run, SEARCH_SCRIPTS)
 
 
 def test_gpu_script_without_cuda_exits_cleanly(tmp_path):
