@@ -294,17 +294,25 @@ def command(case: Case, tmp: Path, shared: dict[str, str]) -> list[str]:
     return [*ENTRY_POINTS[case.entry], *(arg.format(**values) for arg in case.argv)]
 
 
-def run_case(case: Case, tmp: Path, shared: dict[str, str], timeout: float = 90) -> Outcome:
+def run_case(case: Case, tmp: Path, shared: dict[str, str], timeout: float = 90, launcher=None) -> Outcome:
+    """The case as a subprocess; with ``launcher`` (tests/faults/warm_entry.py) a process forked from one that has
+    the libraries imported already."""
     tmp.mkdir(parents=True, exist_ok=True)
     cmd = command(case, tmp, shared)
     env = subprocess_env()
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        if launcher is None:
+            proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+            returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        else:
+            out, err = tmp / ".case-stdout", tmp / ".case-stderr"
+            returncode = launcher.run(cmd, str(REPO), env, str(out), str(err), timeout)
+            stdout, stderr = (p.read_text(errors="replace") for p in (out, err))
         started_ray = (Path(env["RAY_TMPDIR"]) / "ray").exists()
     finally:
         cleanup_env(env)
-    return Outcome(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0, started_ray)
+    return Outcome(returncode, stdout, stderr, time.perf_counter() - t0, started_ray)
 
 
 # ---------------------------------------------------------------------------------------------- Markdown

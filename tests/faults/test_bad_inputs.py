@@ -1,12 +1,14 @@
 """Every row of the bad-input table (tests/faults/bad_inputs.py): the entry point run as a subprocess exits 2
 with exactly one `error:` line that names the thing and the fix, no traceback, and no Ray cluster started.
 
-The cases are independent subprocesses in their own temp folders, so they run 3 at a time; each parametrized
-test then checks its own case's outcome.  Only the selected rows run: ``-k train-eval-data-other-layout``
+The cases are independent processes in their own temp folders, so they run 3 at a time; each parametrized
+test then checks its own case's outcome. Each is forked from a launcher that imported the libraries once
+(tests/faults/warm_entry.py: 126 cold starts of torch + Ray Tune were ~60 of this file's ~90 s on 2 cores).  Only the selected rows run: ``-k train-eval-data-other-layout``
 runs that one case (and trains the shared checkpoint only when a selected case needs it).
 """
 from __future__ import annotations
 
+import queue
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +16,7 @@ import pytest
 
 from tests.faults.bad_inputs import CASES, MARKDOWN, Outcome, build_checkpoint, render_markdown, run_case
 from tests.faults.procs import cleanup_env, subprocess_env
+from tests.faults.warm_entry import WarmLauncher
 
 PARALLEL = 3
 SLOW_S = 45.0   # a bad input must fail in seconds; this bound only catches hangs and Ray start-ups
@@ -32,9 +35,26 @@ def outcomes(request, tmp_path_factory) -> dict[str, Outcome]:
             shared = {"checkpoint": str(build_checkpoint(root, env))}
         finally:
             cleanup_env(env)
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        futures = {case.id: pool.submit(run_case, case, root / case.id, shared) for case in cases}
-        return {case_id: future.result() for case_id, future in futures.items()}
+    launchers: queue.Queue = queue.Queue()
+    started = []
+    try:
+        for _ in range(min(PARALLEL, len(cases))):
+            started.append(WarmLauncher(subprocess_env()))
+            launchers.put(started[-1])
+
+        def run(case):
+            launcher = launchers.get()
+            try:
+                return run_case(case, root / case.id, shared, launcher=launcher)
+            finally:
+                launchers.put(launcher)
+
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            futures = {case.id: pool.submit(run, case) for case in cases}
+            return {case_id: future.result() for case_id, future in futures.items()}
+    finally:
+        for launcher in started:
+            launcher.close()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
