@@ -11,8 +11,8 @@ import sys
 
 if __name__ == "__main__":
     try:
-        from search.cli import main   # the libraries load inside the Ctrl+C guard
+        from search.cli import exit_now, main   # the libraries load inside the Ctrl+C guard
     except KeyboardInterrupt:
         print("\ninterrupted while starting: nothing was started yet. Run the same command again.", file=sys.stderr)
         sys.exit(130)
-    sys.exit(main())
+    exit_now(main())

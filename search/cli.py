@@ -1,8 +1,10 @@
 """``run_search.py`` entry: flags -> SearchArgs (all validated before Ray starts) -> search.run."""
 from __future__ import annotations
 
+import os
 import sys
-from typing import Sequence
+import threading
+from typing import NoReturn, Sequence
 
 from core.config import ConfigError
 from core.interrupts import sigterm_is_ctrl_c
@@ -68,3 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
         return 130
     return 130 if outcome.interrupted else 0
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the driver with ``code`` the way the interpreter would, minus its teardown of every loaded module: the
+    exit handlers run, non-daemon threads are waited for and the standard streams flushed, then the process ends.
+    With torch, Ray Tune and pandas loaded that teardown took ~1.3 s after the last line of every search, and every
+    file the search writes is complete before then (written whole and renamed, or closed)."""
+    try:
+        for thread in threading.enumerate():   # what the interpreter waits for at exit
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
+        import atexit
+
+        atexit._run_exitfuncs()   # logging.shutdown, W&B's and Ray's own handlers
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
