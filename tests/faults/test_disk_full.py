@@ -36,7 +36,9 @@ def search(storage: Path, name: str, *extra: str) -> list[str]:
     return [PY, str(REPO / "run_search.py"), "--storage", str(storage), "--name", name, *extra]
 
 
-SMOKE = ("--smoke-test", "--no-wandb", "--max-concurrent", "1")
+# The search alone: what these tests check is the search's own writes (--smoke-test would refit and ensemble after
+# the resumed search, ~12 s on 2 cores; tests/search/test_refit.py covers those stages)
+SMOKE = ("--smoke-test", "--no-wandb", "--max-concurrent", "1", "--refit-top-k", "0", "--ensemble-top-k", "0")
 
 
 def test_a_search_that_cannot_fit_is_refused_before_ray_starts(small_disk):
