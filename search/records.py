@@ -17,7 +17,7 @@ from results.trial_record import (CONTINUED, FINAL_STATUSES, RECORD_FILE, RECORD
 
 from . import storage
 from .retention import apply_retention
-from .study import CONTINUES_KEY, STOPPED_KEY
+from .continuation import CONTINUES_KEY, STOPPED_KEY
 
 
 def trial_folder(trial, experiment_path: str) -> str:

@@ -37,15 +37,12 @@ from ray.tune.search import Searcher
 from results.study_report import STUDY_FILE, study_url   # the file the search writes is the one results reads
 from spaces import get_space, sample_space
 
+from .continuation import CONTINUES_KEY, STOPPED_KEY
 from .reach import answer_within, hide_credentials
 
 log = logging.getLogger(__name__)
 RAY_TRIAL_ATTR = "ray_trial_id"
 FINISHED_KEY = "finished"        # reported by core.train: True on the epoch after which the trainer stops itself
-# In a suggested config (never in a training config: search/trainable.py takes them out): the Ray trial of an
-# earlier driver session this trial takes over, and whether the study had already finished it (see ``suggest``).
-CONTINUES_KEY = "_continues_trial"
-STOPPED_KEY = "_continues_stopped"
 
 
 def search_study_storage(args) -> str:

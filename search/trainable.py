@@ -29,7 +29,7 @@ from . import storage
 from .args import SearchArgs
 from .cluster import trial_placement
 from .ray_internals import continue_checkpoint_numbering
-from .study import CONTINUES_KEY, STOPPED_KEY
+from .continuation import CONTINUES_KEY, STOPPED_KEY
 
 # What Tune's scheduler (recall_at_1), our searcher (recall_at_1, finished, diverged) and the progress table
 # (epoch, R@1, wR) read; everything else stays out of Tune's state.
