@@ -29,7 +29,7 @@ import os
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from ray.tune.search import Searcher
@@ -103,11 +103,12 @@ def study_exists(storage: str, name: str, timeout: float | None = None) -> bool:
 RESUMED_STORAGE: str | None = None
 
 
-def check_resumable_study(url: str, search_began: bool) -> None:
+def check_resumable_study(url: str, search_began: Callable[[], bool]) -> None:
     """--resume: the study's SQLite file must be a readable database holding a study (a cut, emptied or overwritten
     optuna.db ended the resumed search with a traceback from inside Tune, after Ray had started).
-    ``search_began``: Tune had saved its state (search/ray_internals.can_resume). Before that, an empty optuna.db or
-    one without a study is what a driver killed while it created the study leaves (found by
+    ``search_began()``: Tune had saved its state (search/ray_internals.can_resume; asked only when the file holds no
+    study, since fit_search asks it again and on cloud storage it lists the folder). Before that, an empty optuna.db
+    or one without a study is what a driver killed while it created the study leaves (found by
     tests/faults/test_kill_points.py): nothing was recorded yet, and the search, started again in place, creates it."""
     if not url.startswith("sqlite:///"):
         return   # a server database: study_exists' checks apply when the searcher opens it
@@ -117,7 +118,7 @@ def check_resumable_study(url: str, search_began: bool) -> None:
     if not path.is_file():
         return   # the driver died before the study was created: the resumed search creates it
     if path.stat().st_size == 0:
-        if not search_began:
+        if not search_began():
             return   # SQLite takes an empty file as an empty database
         raise StudyStorageError(f"--resume: {path} is empty: the search's study (its trials' history) is gone. {fix}")
     try:
@@ -125,7 +126,7 @@ def check_resumable_study(url: str, search_began: bool) -> None:
     except Exception as exc:   # sqlite3.DatabaseError: "file is not a database", "database disk image is malformed"
         said = " ".join(str(exc).split("(Background on this error")[0].split()) or type(exc).__name__
         raise StudyStorageError(f"--resume: {path} is damaged ({type(exc).__name__}: {said[:200]}). {fix}") from None
-    if not names and search_began:
+    if not names and search_began():
         raise StudyStorageError(f"--resume: {path} holds no study: the search's trial history is gone. {fix}")
 
 
@@ -144,7 +145,7 @@ def check_study(args) -> None:
             download_study(args)
         from .ray_internals import can_resume
 
-        check_resumable_study(url, search_began=can_resume(args.experiment_path))
+        check_resumable_study(url, search_began=lambda: can_resume(args.experiment_path))
         RESUMED_STORAGE = url
         return
     if study_exists(url, args.name):

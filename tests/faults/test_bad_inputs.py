@@ -3,11 +3,13 @@ with exactly one `error:` line that names the thing and the fix, no traceback, a
 
 The cases are independent processes in their own temp folders, so they run 3 at a time; each parametrized
 test then checks its own case's outcome. Each is forked from a launcher that imported the libraries once
-(tests/faults/warm_entry.py: 126 cold starts of torch + Ray Tune were ~60 of this file's ~90 s on 2 cores).  Only the selected rows run: ``-k train-eval-data-other-layout``
-runs that one case (and trains the shared checkpoint only when a selected case needs it).
+(tests/faults/warm_entry.py: 126 cold starts of torch + Ray Tune were ~60 of this file's ~90 s on 2 cores).
+Only the selected rows run: ``-k train-eval-data-other-layout`` runs that one case (and trains the shared
+checkpoint only when a selected case needs it).
 """
 from __future__ import annotations
 
+import os
 import queue
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +41,7 @@ def outcomes(request, tmp_path_factory) -> dict[str, Outcome]:
     started = []
     try:
         for _ in range(min(PARALLEL, len(cases))):
-            started.append(WarmLauncher(subprocess_env()))
+            started.append(WarmLauncher(dict(os.environ)))   # each case brings its own env
             launchers.put(started[-1])
 
         def run(case):

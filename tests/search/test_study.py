@@ -106,11 +106,11 @@ def test_resume_refuses_a_lost_study_only_once_tune_had_saved(tmp_path):
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(bytes(range(256)) * 32)
     for path in (empty, schema_only, tmp_path / "missing.db"):
-        check_resumable_study(study_url(path), search_began=False)
+        check_resumable_study(study_url(path), search_began=lambda: False)
     with pytest.raises(StudyStorageError, match="is empty: the search's study"):
-        check_resumable_study(study_url(empty), search_began=True)
+        check_resumable_study(study_url(empty), search_began=lambda: True)
     with pytest.raises(StudyStorageError, match="holds no study"):
-        check_resumable_study(study_url(schema_only), search_began=True)
+        check_resumable_study(study_url(schema_only), search_began=lambda: True)
     for began in (False, True):
         with pytest.raises(StudyStorageError, match="is damaged"):
-            check_resumable_study(study_url(garbage), search_began=began)
+            check_resumable_study(study_url(garbage), search_began=lambda: began)
