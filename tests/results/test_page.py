@@ -7,6 +7,7 @@ import _thread
 import io
 import json
 import re
+import signal
 import socket
 import threading
 import urllib.error
@@ -111,5 +112,12 @@ def test_serve_refuses_a_busy_port_and_stops_cleanly_on_ctrl_c(retrieval_experim
             wait_for_http(url)
         _thread.interrupt_main()
 
-    threading.Thread(target=interrupt_when_up, daemon=True).start()
-    assert ensemble_cli.main([exp, "--serve", "--port", "0", "--split", "test"]) == 0
+    # Ctrl+C reaches the server as it reaches a fresh `run_ensemble.py --serve`: through Python's own SIGINT handler.
+    # A Tune run earlier in this process (another test on the same pytest worker) can leave Tune's handler installed,
+    # which only asks Tune to stop: interrupt_main() would then never end the server.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt_when_up, daemon=True).start()
+        assert ensemble_cli.main([exp, "--serve", "--port", "0", "--split", "test"]) == 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
