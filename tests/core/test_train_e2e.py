@@ -1,7 +1,10 @@
-"""End to end: tiny models trained for 3 epochs on real or embedded data beat chance by >= 5x.
+"""End to end: tiny models trained for 2 epochs on real or embedded data beat chance by >= 5x.
 
 Chance is measured, not assumed: the same protocol run on random similarity matrices (with the
 same equivalence classes) gives the R@1 a model that learned nothing would score.
+
+Two epochs leave a wide margin: R@1 per epoch was [22.3, 28.2] (chance 3.4, so the bound is 17) on the embedded corpus
+and [83.0, 87.2] (chance 4.8, bound 24) on Bandai-Namco; with 3 epochs [24.8, 34.4, 34.4] and [67.4, 87.6, 89.7].
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from ..conftest import SHARED_DATA
 
 BANDAI = SHARED_DATA / "bandai-namco-motiondataset-2.tar.xz"
 TINY = {"hidden_dim": 64, "num_layers": 1, "num_heads": 4, "latent_dim": 64, "batch_size": 32,
-        "max_frames": 100, "lr": 1e-3, "num_threads": 2, "epochs": 3, "dropout": 0.0}
+        "max_frames": 100, "lr": 1e-3, "num_threads": 2, "epochs": 2, "dropout": 0.0}
 assert set(TINY) <= set(RuntimeConfig.__dataclass_fields__) | set(__import__("core.config").config.TrainConfig.known_keys())
 
 
