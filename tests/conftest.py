@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,8 +14,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MOTION_SEARCH_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 # Set before anything imports ray / wandb / transformers.
-_session_cache = tempfile.mkdtemp(prefix="mrs-test-cache-")
-os.environ.setdefault("MOTION_SEARCH_CACHE", _session_cache)
+# The run's own dataset/text cache, removed when the run ends (pytest_sessionfinish): each run parses Bandai-Namco into
+# it (~1.4 GB), and runs that left theirs behind filled this machine's disk. xdist workers inherit the controller's
+# folder through the environment, so only the process that made it removes it; a cache the caller set is kept.
+_OWN_CACHE = None if os.environ.get("MOTION_SEARCH_CACHE") else tempfile.mkdtemp(prefix="mrs-test-cache-")
+if _OWN_CACHE:
+    os.environ["MOTION_SEARCH_CACHE"] = _OWN_CACHE
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ["WANDB_MODE"] = "offline"   # never "disabled" or "online" from the caller: tests read the offline runs
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -51,6 +56,11 @@ LONGEST_FIRST = (
     "tests/faults/test_load.py",                      # 28
     "tests/faults/test_worker_kill_and_divergence.py",  # 25
 )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
