@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -67,6 +68,16 @@ def pytest_collection_modifyitems(config, items):
     """Longest files first (a stable sort: every file keeps its own order, the rest keep theirs)."""
     rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c_after_each_test():
+    """Each test leaves SIGINT to Python's own handler, as a fresh process has it: an in-process Tune run keeps Tune's
+    handler installed (it only asks Tune to stop), and on a pytest-xdist worker the next test in that process, e.g. a
+    Ctrl+C test of `run_ensemble.py --serve`, then never saw its KeyboardInterrupt."""
+    yield
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

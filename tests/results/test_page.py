@@ -113,8 +113,7 @@ def test_serve_refuses_a_busy_port_and_stops_cleanly_on_ctrl_c(retrieval_experim
         _thread.interrupt_main()
 
     # Ctrl+C reaches the server as it reaches a fresh `run_ensemble.py --serve`: through Python's own SIGINT handler.
-    # A Tune run earlier in this process (another test on the same pytest worker) can leave Tune's handler installed,
-    # which only asks Tune to stop: interrupt_main() would then never end the server.
+    # tests/conftest.py restores it after every test; this also covers a fixture that ran Tune before this test.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         threading.Thread(target=interrupt_when_up, daemon=True).start()
