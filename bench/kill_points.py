@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import psutil
 
@@ -188,44 +188,52 @@ def reference_run(repo: Path, root: Path, search: list[str] = SEARCH) -> tuple[s
     return {t["key"] for t in final_trials(root / "reference" / "ref")}, time.perf_counter() - t0
 
 
-def killed_run(repo: Path, root: Path, sig_name: str, kills: int, span_s: float, rng: random.Random,
+def killed_run(repo: Path, root: Path, plan: Sequence[str], span_s: float, rng: random.Random,
                reference: set[str], label: str = "", search: list[str] = SEARCH,
-               after_checkpoint_share: float = 0.5) -> dict[str, Any]:
-    """Experiments stopped with ``sig_name`` at random moments, each resumed to its end, until ``kills`` signals
-    were delivered (a run that ends before its next moment is checked, and a new one starts).
-    ``after_checkpoint_share``: the share of moments taken right after a trial stored a checkpoint (see
-    ``one_experiment``); the others are uniform over the run."""
+               after_checkpoint_share: float | Mapping[str, float] = 0.5) -> dict[str, Any]:
+    """Experiments stopped at random moments with the signals of ``plan``, in its order (one per stop: a
+    SIGINT, then a SIGTERM of the resumed driver, ...), each resumed to its end, until every signal was delivered
+    (a run that ends before its next moment is checked, and a new one starts with the signals left).
+    ``after_checkpoint_share`` (one share, or one per signal name; 0.5 for any not named): the share of moments
+    taken right after a trial stored a checkpoint (see ``one_experiment``); the others are uniform over the run."""
     experiments: list[dict[str, Any]] = []
     delivered = 0
-    while delivered < kills and len(experiments) < kills:
-        experiment = one_experiment(repo, root, sig_name, kills - delivered, span_s, rng, reference,
+    while delivered < len(plan) and len(experiments) < len(plan):
+        experiment = one_experiment(repo, root, list(plan[delivered:]), span_s, rng, reference,
                                     f"{label}-{len(experiments)}", search, after_checkpoint_share)
         experiments.append(experiment)
         delivered += experiment["delivered"]
-    return {"signal": sig_name, "delivered": delivered, "survived": all(e["survived"] for e in experiments),
+    return {"signal": "+".join(dict.fromkeys(plan)), "delivered": delivered,
+            "survived": all(e["survived"] for e in experiments),
             "problems": [p for e in experiments for p in e["problems"]], "experiments": experiments,
             "kill_points": [k for e in experiments for k in e["kill_points"]],
             "terminated_before_kills": sum(e["terminated_before_kills"] for e in experiments)}
 
 
-def one_experiment(repo: Path, root: Path, sig_name: str, kills: int, span_s: float, rng: random.Random,
-                   reference: set[str], label: str, search: list[str], after_checkpoint_share: float) -> dict[str, Any]:
-    """One experiment stopped up to ``kills`` times, resumed each time and to its end, then checked."""
-    sig, storage, name = SIGNALS[sig_name], root / f"{sig_name.lower()}{label}", "killed"
+def one_experiment(repo: Path, root: Path, plan: list[str], span_s: float, rng: random.Random, reference: set[str],
+                   label: str, search: list[str], after_checkpoint_share: float | Mapping[str, float]) -> dict[str, Any]:
+    """One experiment stopped up to ``len(plan)`` times (the signals of ``plan`` in order), resumed each time and to
+    its end, then checked."""
+    folder = "-".join(dict.fromkeys(s.lower() for s in plan))
+    storage, name = root / f"{folder}{label}", "killed"
     experiment = storage / name
     points: list[dict[str, Any]] = []
     terminated: dict[str, float | None] = {}
     started_once = False
-    while sum(p["delivered"] for p in points) < kills and len(points) < 3 * kills:
+    while (delivered := sum(p["delivered"] for p in points)) < len(plan) and len(points) < 3 * len(plan):
+        sig_name = plan[delivered]
+        sig = SIGNALS[sig_name]
+        share = (after_checkpoint_share if isinstance(after_checkpoint_share, (int, float))
+                 else after_checkpoint_share.get(sig_name, 0.5))
         env = driver_env()
-        log = root / f"{sig_name.lower()}{label}-{len(points)}.log"
+        log = root / f"{folder}{label}-{len(points)}.log"
         try:
             proc = run_driver(repo, storage, name, started_once, log, env, search)
             started_once = True
             # Half the moments are uniform in the first 70 % of an uninterrupted run's time (start-up, trials,
             # saving, the end); half land 0-1.5 s after a trial stored a new checkpoint, while Tune updates its
             # state and the old checkpoints are superseded (where the probe's kill -9 lost finished trials).
-            after_checkpoint = rng.random() < after_checkpoint_share
+            after_checkpoint = rng.random() < share
             at = rng.uniform(0.0, 1.5) if after_checkpoint else rng.uniform(0.5, 0.7 * span_s)
             t0 = time.perf_counter()
             if after_checkpoint and not wait_for_new_checkpoint(experiment, proc, timeout=span_s):
@@ -262,7 +270,7 @@ def one_experiment(repo: Path, root: Path, sig_name: str, kills: int, span_s: fl
     for attempt in range(3 if finish_rc is None else 0):   # resume to the end
         env = driver_env()
         try:
-            proc = run_driver(repo, storage, name, started_once, root / f"{sig_name.lower()}{label}-final-{attempt}.log",
+            proc = run_driver(repo, storage, name, started_once, root / f"{folder}{label}-final-{attempt}.log",
                               env, search)
             finish_rc = proc.wait(1800)
         finally:
@@ -323,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     by_signal: dict[str, list[dict[str, Any]]] = {}
     for sig_name in args.signals:
         for i in range(args.sigkill_runs if sig_name == "SIGKILL" else args.runs):
-            run = killed_run(args.repo.resolve(), root, sig_name, args.kills, span, rng, reference, label=f"-{i}")
+            run = killed_run(args.repo.resolve(), root, [sig_name] * args.kills, span, rng, reference, label=f"-{i}")
             by_signal.setdefault(sig_name, []).append(run)
             print(f"{sig_name} #{i}: {run['delivered']} kill point(s) delivered, "
                   f"{'survived' if run['survived'] else 'FAILED: ' + '; '.join(run['problems'])}", flush=True)
