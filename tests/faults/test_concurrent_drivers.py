@@ -20,7 +20,7 @@ def test_one_driver_per_experiment(tmp_path):
     exp = tmp_path / "twice"
     cmd = [PY, str(REPO / "run_search.py"), "--storage", str(tmp_path), "--name", "twice"]
     flags = ["--smoke-test", "--no-wandb", "--num-samples", str(SAMPLES), "--max-epochs", "2", "--max-concurrent",
-             "1", "--ensemble-top-k", "0", "--refit-top-k", "0", "--data", "synthetic:n=400"]
+             "1", "--ensemble-top-k", "0", "--refit-top-k", "0", "--data", "synthetic:n=600"]
     envs = [subprocess_env() for _ in range(3)]
     logs = [open(tmp_path / f"driver{i}.log", "w+") for i in range(2)]
     try:
