@@ -190,11 +190,11 @@ def reference_run(repo: Path, root: Path, search: list[str] = SEARCH) -> tuple[s
 
 def killed_run(repo: Path, root: Path, plan: Sequence[str], span_s: float, rng: random.Random,
                reference: set[str], label: str = "", search: list[str] = SEARCH,
-               after_checkpoint_share: float | Mapping[str, float] = 0.5) -> dict[str, Any]:
+               after_checkpoint_share: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Experiments stopped at random moments with the signals of ``plan``, in its order (one per stop: a
     SIGINT, then a SIGTERM of the resumed driver, ...), each resumed to its end, until every signal was delivered
     (a run that ends before its next moment is checked, and a new one starts with the signals left).
-    ``after_checkpoint_share`` (one share, or one per signal name; 0.5 for any not named): the share of moments
+    ``after_checkpoint_share`` (per signal name; 0.5 for any not named): the share of moments
     taken right after a trial stored a checkpoint (see ``one_experiment``); the others are uniform over the run."""
     experiments: list[dict[str, Any]] = []
     delivered = 0
@@ -211,7 +211,7 @@ def killed_run(repo: Path, root: Path, plan: Sequence[str], span_s: float, rng: 
 
 
 def one_experiment(repo: Path, root: Path, plan: list[str], span_s: float, rng: random.Random, reference: set[str],
-                   label: str, search: list[str], after_checkpoint_share: float | Mapping[str, float]) -> dict[str, Any]:
+                   label: str, search: list[str], after_checkpoint_share: Mapping[str, float] | None) -> dict[str, Any]:
     """One experiment stopped up to ``len(plan)`` times (the signals of ``plan`` in order), resumed each time and to
     its end, then checked."""
     folder = "-".join(dict.fromkeys(s.lower() for s in plan))
@@ -223,8 +223,7 @@ def one_experiment(repo: Path, root: Path, plan: list[str], span_s: float, rng: 
     while (delivered := sum(p["delivered"] for p in points)) < len(plan) and len(points) < 3 * len(plan):
         sig_name = plan[delivered]
         sig = SIGNALS[sig_name]
-        share = (after_checkpoint_share if isinstance(after_checkpoint_share, (int, float))
-                 else after_checkpoint_share.get(sig_name, 0.5))
+        share = (after_checkpoint_share or {}).get(sig_name, 0.5)
         env = driver_env()
         log = root / f"{folder}{label}-{len(points)}.log"
         try:
